@@ -1,0 +1,103 @@
+"""Kyffikus: the digital family pass of the Kyffhäuserkreis."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from kyffikus.config import DEFAULTS, REPO_ROOT, finalise
+
+__all__ = ["create_app"]
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: configuration, extensions, blueprints, CLI and error handlers."""
+    app = Flask(
+        __name__,
+        template_folder=str(REPO_ROOT / "templates"),
+        instance_path=os.environ.get("KYFFIKUS_INSTANCE_PATH", str(REPO_ROOT / "instance")),
+        instance_relative_config=True,
+    )
+    app.config.update(DEFAULTS)
+    app.config.from_prefixed_env(prefix="KYFFIKUS")
+    if config:
+        app.config.update(config)
+    finalise(app.config, Path(app.instance_path))
+    if app.config.get("PROXY_FIX"):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+
+    _configure_logging(app)
+    _init_extensions(app)
+    _register_blueprints(app)
+
+    from kyffikus import web
+
+    web.init_app(app)
+
+    from kyffikus.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    """Log to stderr at INFO; personal data never goes into a log line."""
+    level = app.config.get("LOG_LEVEL", "INFO")
+    logging.getLogger("kyffikus").setLevel(level)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _init_extensions(app: Flask) -> None:
+    """Bind the extensions created in kyffikus.extensions."""
+    from kyffikus import auth_session
+    from kyffikus.extensions import babel, csrf, db, limiter, login_manager, migrate
+    from kyffikus.i18n import select_locale, select_timezone
+
+    db.init_app(app)
+    _sqlite_foreign_keys(app)
+    migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"))
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    auth_session.init_app(app, login_manager)
+
+
+def _sqlite_foreign_keys(app: Flask) -> None:
+    """SQLite enforces foreign keys only when asked, on every connection."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+
+    @event.listens_for(Engine, "connect")
+    def _fk_on(dbapi_connection: Any, _record: Any) -> None:
+        if type(dbapi_connection).__module__.startswith("sqlite3"):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+
+def _register_blueprints(app: Flask) -> None:
+    """Register every audience's blueprint explicitly."""
+    from kyffikus.api.views import bp as api_bp
+    from kyffikus.auth.views import bp as auth_bp
+    from kyffikus.family.views import bp as family_bp
+    from kyffikus.provider.views import bp as provider_bp
+    from kyffikus.public.views import bp as public_bp
+    from kyffikus.staff.views import bp as staff_bp
+
+    app.register_blueprint(public_bp)
+    app.register_blueprint(auth_bp, url_prefix="/konto")
+    app.register_blueprint(family_bp, url_prefix="/familie")
+    app.register_blueprint(provider_bp, url_prefix="/anbieter")
+    app.register_blueprint(staff_bp, url_prefix="/verwaltung")
+    app.register_blueprint(api_bp, url_prefix="/api/v1")

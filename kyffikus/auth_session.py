@@ -1,0 +1,97 @@
+"""Sessions: the user loader, session versions, and idle/absolute limits for staff and providers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from flask import Flask, current_app, session
+from flask_login import LoginManager, logout_user
+
+from kyffikus.extensions import db
+from kyffikus.models.people import User
+
+log = logging.getLogger("kyffikus.auth")
+
+
+def init_app(app: Flask, login_manager: LoginManager) -> None:
+    """Wire Flask-Login to our user model and session rules."""
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None  # a localised message is flashed by the unauthorized handler
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(load_user)
+    login_manager.unauthorized_handler(_unauthorized)
+    app.before_request(enforce_session_limits)
+
+
+def load_user(user_id: str) -> User | None:
+    """Load the user of a session id "<id>:<version>"; a stale version ends the session."""
+    try:
+        raw_id, raw_version = user_id.split(":", 1)
+        uid, version = int(raw_id), int(raw_version)
+    except ValueError:
+        return None
+    user = db.session.get(User, uid)
+    if user is None or not user.active or user.session_version != version:
+        return None
+    return user
+
+
+def _unauthorized():  # type: ignore[no-untyped-def]
+    """Anonymous users are sent to the login page (HTML) or get 401 (API)."""
+    from flask import flash, redirect, request, url_for
+    from flask_babel import gettext as _
+
+    from kyffikus.web import json_error, safe_next
+
+    if request.path.startswith("/api/"):
+        return json_error(401, "unauthorized", _("Anmeldung erforderlich."))
+    log.info("anonymous request refused: %s %s", request.method, request.path)
+    flash(_("Bitte melden Sie sich an, um diese Seite zu sehen."), "info")
+    return redirect(url_for("auth.login", next=safe_next(request.full_path)))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def start_session(user: User) -> None:
+    """Record the login time; called right after login_user (which renews the session)."""
+    now = _now().timestamp()
+    session["login_at"] = now
+    session["seen_at"] = now
+    session.permanent = True
+
+
+def enforce_session_limits() -> None:
+    """Staff and providers: 2 h idle and 12 h absolute; families: a long absolute limit."""
+    from flask_login import current_user
+
+    if not current_user or not current_user.is_authenticated:
+        return
+    now = _now().timestamp()
+    login_at = session.get("login_at")
+    seen_at = session.get("seen_at", login_at)
+    if login_at is None:
+        # A session without a recorded login (older cookie): treat it as just started.
+        start_session(current_user)
+        return
+    if current_user.role in ("staff", "admin", "provider"):
+        idle: timedelta = current_app.config["STAFF_SESSION_IDLE"]
+        absolute: timedelta = current_app.config["STAFF_SESSION_ABSOLUTE"]
+    else:
+        idle = current_app.config["FAMILY_SESSION_ABSOLUTE"]
+        absolute = current_app.config["FAMILY_SESSION_ABSOLUTE"]
+    if now - login_at > absolute.total_seconds() or now - (seen_at or now) > idle.total_seconds():
+        log.info("session expired for user %s", current_user.id)
+        logout_user()
+        session.clear()
+        return
+    # Touch at most once a minute so a page view does not rewrite the cookie every time.
+    if now - (seen_at or 0) > 60:
+        session["seen_at"] = now
+
+
+def end_all_sessions(user: User) -> None:
+    """Raise the session version: every session of this user ends on its next request."""
+    user.session_version = (user.session_version or 1) + 1
