@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 catalogue_cli = AppGroup("catalogue", help="Den Angebotskatalog laden und prüfen.")
 users_cli = AppGroup("users", help="Benutzerkonten anlegen und verwalten.")
@@ -21,6 +23,7 @@ def register_cli(app: Flask) -> None:
 
 
 @click.command("bootstrap")
+@with_appcontext
 def bootstrap() -> None:
     """For `make run`: load the catalogue and the demo accounts when the database is empty."""
     from sqlalchemy import func, select
@@ -40,6 +43,40 @@ def bootstrap() -> None:
 
 
 # ---- catalogue -----------------------------------------------------------------------------
+
+
+@catalogue_cli.command("load")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Katalogdatei (JSON Lines); Standard: kyffikus/data/catalogue.jsonl.",
+)
+@click.option(
+    "--localities",
+    "localities_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Gemeinden und Orte (JSON); Standard: kyffikus/data/localities.json.",
+)
+def catalogue_load(path: Path | None, localities_path: Path | None) -> None:
+    """Katalog und Orte laden: prüft erst alles, legt dann an und aktualisiert (löscht nichts)."""
+    from kyffikus.extensions import db
+    from kyffikus.services.catalogue_load import CatalogueFileError, load_catalogue
+
+    try:
+        report = load_catalogue(path, localities_path)
+    except CatalogueFileError as exc:
+        db.session.rollback()
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        click.echo(exc.message, err=True)
+        raise SystemExit(1) from exc
+    db.session.commit()
+    for line in report.lines():
+        click.echo(line)
+    click.echo(f"Fertig: {report.total_added} neu, {report.total_updated} geändert.")
 
 
 # ---- users ---------------------------------------------------------------------------------
