@@ -44,8 +44,11 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# German msgids from the code and templates into messages.pot, then into each language's .po
+# (English is created on first use). Translate the empty msgstr entries, then `make translations`.
 extract-messages: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 -o kyffikus/translations/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 -o kyffikus/translations/messages.pot --no-location --sort-output --project Kyffikus --copyright-holder "Landratsamt Kyffhäuserkreis" .
+	test -f kyffikus/translations/en/LC_MESSAGES/messages.po || $(BIN)/pybabel init -i kyffikus/translations/messages.pot -d kyffikus/translations -l en
 	$(BIN)/pybabel update -i kyffikus/translations/messages.pot -d kyffikus/translations --no-fuzzy-matching
 
 bench: $(STAMP) translations

@@ -39,6 +39,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     web.init_app(app)
 
+    from kyffikus import compression, static_assets
+
+    static_assets.init_app(app)
+    compression.init_app(app)
+
     from kyffikus.cli import register_cli
 
     register_cli(app)
@@ -84,15 +89,30 @@ def _sqlite_foreign_keys(app: Flask) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            # SQLite's lower() folds ASCII only; the directory's search must match "Ü" with "ü"
+            # as on PostgreSQL, so lower() is replaced by Python's Unicode-aware str.lower.
+            dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
+
+
+def _unicode_lower(value: Any) -> Any:
+    """lower() for SQLite: Unicode-aware like PostgreSQL's; other types unchanged."""
+    return value.lower() if isinstance(value, str) else value
 
 
 def _register_blueprints(app: Flask) -> None:
     """Register every audience's blueprint explicitly."""
+    from kyffikus.api.checks import bp as api_checks_bp
     from kyffikus.api.views import bp as api_bp
     from kyffikus.auth.views import bp as auth_bp
     from kyffikus.family.views import bp as family_bp
+    from kyffikus.health import bp as health_bp
+    from kyffikus.provider.verify import bp as verify_bp
     from kyffikus.provider.views import bp as provider_bp
     from kyffikus.public.views import bp as public_bp
+    from kyffikus.staff.auditlog import bp as staff_audit_bp
+    from kyffikus.staff.passes import bp as staff_passes_bp
+    from kyffikus.staff.review import bp as review_bp
+    from kyffikus.staff.stats import bp as staff_stats_bp
     from kyffikus.staff.views import bp as staff_bp
 
     app.register_blueprint(public_bp)
@@ -100,4 +120,11 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(family_bp, url_prefix="/familie")
     app.register_blueprint(provider_bp, url_prefix="/anbieter")
     app.register_blueprint(staff_bp, url_prefix="/verwaltung")
+    app.register_blueprint(staff_audit_bp, url_prefix="/verwaltung/protokoll")
+    app.register_blueprint(staff_passes_bp, url_prefix="/verwaltung/paesse")
+    app.register_blueprint(review_bp, url_prefix="/verwaltung/antraege")
+    app.register_blueprint(staff_stats_bp, url_prefix="/verwaltung/statistik")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
+    app.register_blueprint(api_checks_bp, url_prefix="/api/v1")
+    app.register_blueprint(verify_bp)
+    app.register_blueprint(health_bp)

@@ -41,6 +41,10 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_ENABLED": True,
     "CHECK_RATE_LIMIT": "60 per minute;600 per hour",
     "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
+    # Forms that send mail (register, forgotten password, new confirmation link), per address and account.
+    "MAIL_RATE_LIMIT": "5 per minute;20 per hour",
+    # Entering a TOTP or recovery code, per account and per address.
+    "SECOND_FACTOR_RATE_LIMIT": "5 per minute;20 per hour",
     # Sessions and cookies.
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
@@ -119,6 +123,9 @@ def finalise(config: dict[str, Any], instance_path: Path) -> None:
             "BASE_URL", ""
         ).startswith("https://")
     config["REMEMBER_COOKIE_SECURE"] = config["SESSION_COOKIE_SECURE"]
+    if config.get("RATELIMIT_STORAGE_URL"):
+        # KYFFIKUS_RATELIMIT_STORAGE_URL=redis://... : every worker and host shares the counters.
+        config["RATELIMIT_STORAGE_URI"] = config["RATELIMIT_STORAGE_URL"]
     uri = config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("sqlite"):
         # SQLite: no pool sizing options; pre-ping is harmless.

@@ -51,6 +51,11 @@ def no_store() -> None:
     g.no_store = True
 
 
+def private_cache() -> None:
+    """Let the view's own `Cache-Control: private, ...` stand (e.g. the owner's QR image)."""
+    g.private_cache = True
+
+
 ERROR_MESSAGES = {
     400: ("bad_request", "Die Anfrage ist ungültig."),
     401: ("unauthorized", "Anmeldung erforderlich."),
@@ -104,7 +109,8 @@ def init_app(app: Flask) -> None:
         if request.is_secure:
             response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         personal = g.get("no_store") or (
-            current_user
+            not g.get("private_cache")
+            and current_user
             and getattr(current_user, "is_authenticated", False)
             and not request.path.startswith("/static/")
         )

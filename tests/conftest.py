@@ -131,7 +131,8 @@ def smtp_server() -> Iterator[tuple[Outbox, int]]:
 
     outbox = Outbox()
     port = free_port()
-    controller = Controller(_Handler(outbox), hostname="127.0.0.1", port=port)
+    # SMTPUTF8 like a modern mail server, so addresses such as müller@example.de can be delivered.
+    controller = Controller(_Handler(outbox), hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
     controller.start()
     try:
         yield outbox, port
@@ -179,6 +180,7 @@ def _session_app(smtp_server: tuple[Outbox, int]) -> Iterator[Flask]:
     else:
         url = "sqlite://"
     app = create_app(test_config(url, port))
+    _fresh_g_per_request(app)
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "sqlite":
@@ -195,6 +197,22 @@ def _session_app(smtp_server: tuple[Outbox, int]) -> Iterator[Flask]:
     yield app
     with app.app_context():
         db.engine.dispose()
+
+
+def _fresh_g_per_request(app: Flask) -> None:
+    """Empty flask.g when a request starts.
+
+    The `app` fixture keeps one app context open for the whole test (the session is bound to it),
+    and a request reuses an open app context, so without this g would carry Flask-Login's cached
+    user, the CSRF token and the locale from one request (or client) to the next.
+    """
+    from flask import g, request_started
+
+    def _reset(sender: Flask, **_extra: Any) -> None:
+        for key in list(vars(g)):
+            delattr(g, key)
+
+    request_started.connect(_reset, app, weak=False)
 
 
 class _BoundSession(Session):

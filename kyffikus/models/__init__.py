@@ -17,6 +17,7 @@ from kyffikus.models.catalogue import (
 from kyffikus.models.families import Adult, Application, Child, Household
 from kyffikus.models.passes import Pass, PassEvent, Redemption
 from kyffikus.models.people import ApiToken, RecoveryCode, User, UserToken
+from kyffikus.models.statistics import StatisticsSnapshot
 
 __all__ = [
     "Adult",
@@ -39,6 +40,7 @@ __all__ = [
     "RecoveryCode",
     "Redemption",
     "Setting",
+    "StatisticsSnapshot",
     "User",
     "UserToken",
     "Venue",

@@ -38,6 +38,8 @@ class User(Base):
     locale: Mapped[str | None] = mapped_column(String(5))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_enabled_at: Mapped[datetime | None]
+    # The time step of the last accepted TOTP code: a code is accepted once only (ASVS 6.5.1).
+    totp_last_counter: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
 

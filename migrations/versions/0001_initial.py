@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 00:07:48.208327
+Create Date: 2026-11-30 00:35:42.093973
 
 """
 from alembic import op
@@ -86,6 +86,13 @@ def upgrade():
     sa.Column('updated_at', kyffikus.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_setting'))
     )
+    op.create_table('statistics_snapshot',
+    sa.Column('key', sa.String(length=80), nullable=False),
+    sa.Column('computed_at', kyffikus.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('seconds', sa.Float(), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_statistics_snapshot'))
+    )
     op.create_table('locality',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=120), nullable=False),
@@ -148,6 +155,7 @@ def upgrade():
     sa.Column('locale', sa.String(length=5), nullable=True),
     sa.Column('totp_secret', sa.String(length=64), nullable=True),
     sa.Column('totp_enabled_at', kyffikus.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('totp_last_counter', sa.Integer(), nullable=True),
     sa.Column('created_at', kyffikus.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_login_at', kyffikus.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("role <> 'provider' OR provider_id IS NOT NULL", name=op.f('ck_user_account_provider_has_provider')),
@@ -491,6 +499,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_locality_municipality_id'))
 
     op.drop_table('locality')
+    op.drop_table('statistics_snapshot')
     op.drop_table('setting')
     with op.batch_alter_table('provider', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_provider_name'))

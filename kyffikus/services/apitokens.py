@@ -1,0 +1,108 @@
+"""Providers' API tokens for scanner apps and till systems: shown once, stored as a SHA-256 hash."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from kyffikus.extensions import db
+from kyffikus.models.base import utcnow
+from kyffikus.models.people import ApiToken, User
+from kyffikus.services import DomainError, NotAllowed
+from kyffikus.services.audit import record
+
+PREFIX = "kyf_"
+# 256 bits from `secrets`; the "kyf_" prefix lets secret scanners recognise a leaked token.
+TOKEN_BYTES = 32
+DISPLAY_PREFIX_LENGTH = 12
+MAX_NAME = 100
+# last_used_at is written at most once a minute, so a busy till does not write on every check.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+_RAW = re.compile(r"kyf_[A-Za-z0-9_-]{20,100}", re.ASCII)
+
+
+def hash_token(raw: str) -> str:
+    """The SHA-256 hex digest stored for a raw token."""
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def create_token(user: User, name: str) -> tuple[ApiToken, str]:
+    """A new token for the user's provider; the raw value is returned once and never stored."""
+    if user.role != "provider" or user.provider_id is None:
+        raise NotAllowed(_("Nur Anbieter können API-Schlüssel anlegen."))
+    clean = (name or "").strip()
+    if not clean:
+        raise DomainError(_("Bitte geben Sie dem Schlüssel einen Namen."), field="name")
+    if len(clean) > MAX_NAME:
+        raise DomainError(
+            _("Der Name darf höchstens %(max)d Zeichen lang sein.", max=MAX_NAME), field="name"
+        )
+    raw = PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+    token = ApiToken(
+        provider_id=user.provider_id,
+        user_id=user.id,
+        name=clean,
+        token_hash=hash_token(raw),
+        prefix=raw[:DISPLAY_PREFIX_LENGTH],
+    )
+    db.session.add(token)
+    db.session.flush()
+    record(user, "api_token.create", token, details={"name": clean, "prefix": token.prefix})
+    return token, raw
+
+
+def provider_tokens(provider_id: int) -> list[ApiToken]:
+    """The provider's tokens, newest first (revoked ones included, marked)."""
+    return list(
+        db.session.scalars(
+            select(ApiToken)
+            .options(joinedload(ApiToken.user))
+            .where(ApiToken.provider_id == provider_id)
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        )
+    )
+
+
+def own_token(provider_id: int, token_id: int) -> ApiToken | None:
+    """The provider's token with this id, or None for another provider's or an unknown one."""
+    if not 0 < token_id <= 2**31 - 1:
+        return None
+    token = db.session.get(ApiToken, token_id)
+    return token if token is not None and token.provider_id == provider_id else None
+
+
+def revoke_token(token: ApiToken, by: User, now: datetime) -> ApiToken:
+    """Revoke a token of the user's own provider; it stops working at once."""
+    if by.role != "provider" or by.provider_id != token.provider_id:
+        raise NotAllowed(_("Dieser Schlüssel gehört nicht zu Ihrem Anbieter."))
+    if token.revoked_at is None:
+        token.revoked_at = now
+        db.session.flush()
+        record(by, "api_token.revoke", token, details={"name": token.name, "prefix": token.prefix})
+    return token
+
+
+def authenticate(raw: str, now: datetime | None = None) -> ApiToken | None:
+    """The live token for a raw value, with its user and provider loaded in the same query; else None."""
+    if not isinstance(raw, str) or not _RAW.fullmatch(raw):
+        return None
+    token = db.session.scalars(
+        select(ApiToken)
+        .options(joinedload(ApiToken.user).joinedload(User.provider))
+        .where(ApiToken.token_hash == hash_token(raw))
+    ).first()
+    if token is None or token.revoked_at is not None:
+        return None
+    user = token.user
+    if not user.active or user.role != "provider" or user.provider_id != token.provider_id:
+        return None
+    now = now or utcnow()
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        token.last_used_at = now
+    return token

@@ -1,0 +1,380 @@
+"""Checking a pass at the till: by the QR code's text (the token) or the typed pass number.
+
+A check is two queries whatever the data size: the pass by its unique token or number, then this
+provider's offers of the current edition LEFT JOINed with this pass's redemption aggregates.
+A malformed code, or a number whose check symbol does not fit, costs no query at all.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from flask_babel import format_date, format_datetime
+from flask_babel import gettext as _
+from sqlalchemy import case, func, select
+
+from kyffikus.extensions import db
+from kyffikus.models.base import BERLIN
+from kyffikus.models.catalogue import Edition, Offer
+from kyffikus.models.passes import Pass, Redemption
+from kyffikus.services import passnumber
+from kyffikus.services.passes import children_ages
+
+if TYPE_CHECKING:
+    from kyffikus.models.catalogue import Provider
+
+# Statuses a check answers; "not_yet_valid" covers a pass issued ahead of its first day.
+STATUSES = ("valid", "expired", "not_yet_valid", "revoked", "replaced", "not_found")
+# Why a code found nothing: "typo" (check symbol), "malformed" (neither token nor number), "unknown".
+NOT_FOUND_REASONS = ("typo", "malformed", "unknown")
+
+MAX_CODE_LENGTH = 2048
+# Tokens are secrets.token_urlsafe(24) (32 characters); anything outside this shape is no token.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{22,64}", re.ASCII)
+_URL_TOKEN = re.compile(r"/v/([^/?#\s]*)")
+_ALPHABET = set(passnumber.ALPHABET)
+
+
+@dataclass(frozen=True)
+class ParsedCode:
+    """What a scanned or typed code is: a token, a pass number, a typo or nothing usable."""
+
+    kind: str  # "token" | "number" | "typo" | "malformed"
+    value: str | None = None
+
+
+def parse_code(code: Any, *, token_only: bool = False) -> ParsedCode:
+    """Classify a code without touching the database (the check symbol is verified here)."""
+    if not isinstance(code, str) or not code.strip() or len(code) > MAX_CODE_LENGTH:
+        return ParsedCode("malformed")
+    text = code.strip()
+    if "/v/" in text:
+        # The QR code holds <BASE_URL>/v/<token>; the host does not matter, the secret does.
+        found = _URL_TOKEN.findall(text)
+        token = found[-1] if found else ""
+        return ParsedCode("token", token) if _TOKEN.fullmatch(token) else ParsedCode("malformed")
+    if _TOKEN.fullmatch(text):
+        return ParsedCode("token", text)
+    if token_only:
+        return ParsedCode("malformed")
+    number = passnumber.parse(text)
+    if number is not None:
+        return ParsedCode("number", number)
+    normalised = passnumber.normalise(text) if len(text) <= 40 else ""
+    if 0 < len(normalised) <= passnumber.LENGTH + 2 and set(normalised) <= _ALPHABET:
+        return ParsedCode("typo")
+    return ParsedCode("malformed")
+
+
+@dataclass
+class OfferAllowance:
+    """One of this provider's offers and what is left of its allowance for the checked pass."""
+
+    offer_id: int
+    title: str
+    discount_kind: str
+    discount_value: Decimal | None
+    conditions: str | None
+    min_age: int | None
+    max_age: int | None
+    limit: str  # unlimited | per_day | per_edition
+    count: int  # non-undone redemptions counting against the limit (today for per_day)
+    total: int  # non-undone redemptions of this offer for this pass so far
+    last_used_at: datetime | None
+    available: bool
+    max_adults: int
+    max_children: int
+
+    @property
+    def redemption_limit(self) -> str:
+        """The limit under the Offer's name, so the directory's wording helpers accept this."""
+        return self.limit
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API's shape."""
+        return {
+            "id": self.offer_id,
+            "title": self.title,
+            "discount_kind": self.discount_kind,
+            "discount_value": str(self.discount_value) if self.discount_value is not None else None,
+            "conditions": self.conditions,
+            "min_age": self.min_age,
+            "max_age": self.max_age,
+            "redemption_limit": self.limit,
+            "available": self.available,
+            "used": self.count > 0,
+            "used_at": self.last_used_at.isoformat() if self.count and self.last_used_at else None,
+            "redemptions_so_far": self.total,
+            "max_adults": self.max_adults,
+            "max_children": self.max_children,
+        }
+
+
+@dataclass
+class CheckResult:
+    """The answer of a check; names, ages and offers are filled only for a provider and a valid pass."""
+
+    status: str
+    reason: str
+    since: date | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None
+    holders: list[str] = field(default_factory=list)
+    children_ages: list[int] = field(default_factory=list)
+    number_hint: str | None = None
+    offers: list[OfferAllowance] = field(default_factory=list)
+    pass_: Pass | None = field(default=None, repr=False)
+
+    @property
+    def is_valid(self) -> bool:
+        """Whether the pass may be accepted today."""
+        return self.status == "valid"
+
+    @property
+    def children_count(self) -> int:
+        """How many children (under 18) the pass counts."""
+        return len(self.children_ages)
+
+    @property
+    def adults_count(self) -> int:
+        """How many adults the pass names."""
+        return len(self.holders)
+
+    def public_dict(self) -> dict[str, Any]:
+        """What anyone may learn: valid or not, and until when."""
+        return {
+            "valid": self.is_valid,
+            "valid_until": self.valid_until.isoformat()
+            if self.is_valid and self.valid_until
+            else None,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API's shape for a provider."""
+        body: dict[str, Any] = {
+            "status": self.status,
+            "reason": self.reason,
+            "message": status_message(self),
+            "since": self.since.isoformat() if self.since else None,
+            "pass": None,
+            "offers": [o.to_dict() for o in self.offers],
+        }
+        if self.is_valid:
+            body["pass"] = {
+                "holders": list(self.holders),
+                "adults": self.adults_count,
+                "children": self.children_count,
+                "children_ages": list(self.children_ages),
+                "valid_from": self.valid_from.isoformat() if self.valid_from else None,
+                "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+                "number_hint": self.number_hint,
+            }
+        return body
+
+
+def _berlin_day(moment: datetime | None) -> date | None:
+    return moment.astimezone(BERLIN).date() if moment is not None else None
+
+
+def pass_status(pass_: Pass, on: date) -> tuple[str, date | None]:
+    """The pass's status on a day and since when it holds (None for valid)."""
+    if pass_.status == "revoked":
+        return "revoked", _berlin_day(pass_.status_changed_at)
+    if pass_.status == "replaced":
+        return "replaced", _berlin_day(pass_.status_changed_at)
+    if pass_.valid_until < on:
+        return "expired", pass_.valid_until + timedelta(days=1)
+    if pass_.status == "expired":
+        return "expired", _berlin_day(pass_.status_changed_at) or on
+    if pass_.valid_from > on:
+        return "not_yet_valid", pass_.valid_from
+    return "valid", None
+
+
+def number_hint(number: str) -> str:
+    """The pass number shortened for a provider's screen and history: "…-2F"."""
+    return f"…-{number[-2:]}"
+
+
+def find_pass(parsed: ParsedCode) -> Pass | None:
+    """The pass a parsed code names (one indexed query), or None."""
+    if parsed.kind == "token":
+        return db.session.scalars(select(Pass).where(Pass.token == parsed.value)).first()
+    if parsed.kind == "number":
+        return db.session.scalars(select(Pass).where(Pass.number == parsed.value)).first()
+    return None
+
+
+def eligible_children(ages: list[int], min_age: int | None, max_age: int | None) -> int:
+    """How many of the children fall within an offer's age range."""
+    low = 0 if min_age is None else min_age
+    high = 17 if max_age is None else max_age
+    return sum(1 for age in ages if low <= age <= high)
+
+
+def offer_allowances(
+    pass_: Pass, provider_id: int, on: date, ages: list[int]
+) -> list[OfferAllowance]:
+    """This provider's published offers of the current edition with what is left for this pass (one query)."""
+    counts = (
+        select(
+            Redemption.offer_id.label("offer_id"),
+            func.count().label("total"),
+            func.max(Redemption.redeemed_at).label("last_at"),
+            func.sum(case((Redemption.redeemed_on == on, 1), else_=0)).label("today"),
+            func.max(case((Redemption.redeemed_on == on, Redemption.redeemed_at))).label(
+                "today_at"
+            ),
+        )
+        .where(
+            Redemption.pass_id == pass_.id,
+            Redemption.provider_id == provider_id,
+            Redemption.undone_at.is_(None),
+        )
+        .group_by(Redemption.offer_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(
+            Offer.id,
+            Offer.title,
+            Offer.discount_kind,
+            Offer.discount_value,
+            Offer.conditions,
+            Offer.min_age,
+            Offer.max_age,
+            Offer.redemption_limit,
+            counts.c.total,
+            counts.c.last_at,
+            counts.c.today,
+            counts.c.today_at,
+        )
+        .join(Edition, Edition.id == Offer.edition_id)
+        .outerjoin(counts, counts.c.offer_id == Offer.id)
+        .where(
+            Offer.provider_id == provider_id,
+            Offer.published.is_(True),
+            Edition.valid_from <= on,
+            Edition.valid_until >= on,
+        )
+        .order_by(Offer.title, Offer.id)
+    ).all()
+    adults = min(2, len(pass_.holders or []))
+    result = []
+    for row in rows:
+        total = int(row.total or 0)
+        today = int(row.today or 0)
+        if row.redemption_limit == "per_day":
+            count, last, available = today, row.today_at, today == 0
+        elif row.redemption_limit == "per_edition":
+            count, last, available = total, row.last_at, total == 0
+        else:
+            count, last, available = total, row.last_at, True
+        result.append(
+            OfferAllowance(
+                offer_id=row.id,
+                title=row.title,
+                discount_kind=row.discount_kind,
+                discount_value=row.discount_value,
+                conditions=row.conditions,
+                min_age=row.min_age,
+                max_age=row.max_age,
+                limit=row.redemption_limit,
+                count=count,
+                total=total,
+                last_used_at=last,
+                available=available,
+                max_adults=adults,
+                max_children=eligible_children(ages, row.min_age, row.max_age),
+            )
+        )
+    return result
+
+
+def check_pass(
+    code: str, provider: Provider | None, on: date, *, token_only: bool = False
+) -> CheckResult:
+    """Check a scanned or typed code; a provider also gets names, ages and its own offers' allowance."""
+    parsed = parse_code(code, token_only=token_only)
+    if parsed.kind in ("typo", "malformed"):
+        return CheckResult("not_found", parsed.kind)
+    pass_ = find_pass(parsed)
+    if pass_ is None:
+        return CheckResult("not_found", "unknown")
+    status, since = pass_status(pass_, on)
+    result = CheckResult(status, status, since=since, pass_=pass_)
+    if status != "valid":
+        return result
+    result.valid_from = pass_.valid_from
+    result.valid_until = pass_.valid_until
+    if provider is None:
+        return result
+    ages = children_ages(pass_, on)
+    result.holders = list(pass_.holder_names)
+    result.children_ages = ages
+    result.number_hint = number_hint(pass_.number)
+    result.offers = offer_allowances(pass_, provider.id, on, ages)
+    return result
+
+
+def status_word(status: str) -> str:
+    """The big word of a result: GÜLTIG, ABGELAUFEN, GESPERRT, ERSETZT, NICHT GEFUNDEN."""
+    words = {
+        "valid": _("GÜLTIG"),
+        "expired": _("ABGELAUFEN"),
+        "not_yet_valid": _("NOCH NICHT GÜLTIG"),
+        "revoked": _("GESPERRT"),
+        "replaced": _("ERSETZT"),
+        "not_found": _("NICHT GEFUNDEN"),
+    }
+    return words.get(status, _("NICHT GEFUNDEN"))
+
+
+def status_message(result: CheckResult) -> str:
+    """The reason in a sentence, for the page and the API."""
+    since = format_date(result.since, "medium") if result.since else None
+    if result.status == "valid":
+        until = format_date(result.valid_until, "medium") if result.valid_until else ""
+        return _("Gültiger Kyffikus-Familienpass, gültig bis %(date)s.", date=until)
+    if result.status == "expired":
+        return _("Dieser Familienpass ist seit %(date)s abgelaufen.", date=since or "")
+    if result.status == "not_yet_valid":
+        return _("Dieser Familienpass gilt erst ab %(date)s.", date=since or "")
+    if result.status == "revoked":
+        if since:
+            return _("Dieser Familienpass wurde am %(date)s gesperrt.", date=since)
+        return _("Dieser Familienpass wurde gesperrt.")
+    if result.status == "replaced":
+        return _(
+            "Dieser Familienpass wurde durch einen neuen ersetzt (z. B. nach Verlust). "
+            "Bitte lassen Sie sich den neuen Pass zeigen."
+        )
+    if result.reason == "typo":
+        return _(
+            "Die Passnummer stimmt nicht: Das Prüfzeichen passt nicht. Vermutlich ein Tippfehler – "
+            "bitte prüfen Sie die Eingabe."
+        )
+    if result.reason == "malformed":
+        return _("Dieser Code ist kein Kyffikus-Familienpass.")
+    return _("Zu diesem Code gibt es keinen Kyffikus-Familienpass.")
+
+
+def used_message(allowance: OfferAllowance) -> str | None:
+    """How the offer's allowance stands, in words ("heute um 10:42 eingelöst")."""
+    if allowance.limit == "per_day" and allowance.count and allowance.last_used_at:
+        return _(
+            "Heute bereits eingelöst um %(time)s Uhr.",
+            time=format_datetime(allowance.last_used_at, "HH:mm"),
+        )
+    if allowance.limit == "per_edition" and allowance.count and allowance.last_used_at:
+        return _(
+            "In dieser Ausgabe bereits eingelöst am %(date)s.",
+            date=format_datetime(allowance.last_used_at, "short"),
+        )
+    if allowance.limit == "unlimited" and allowance.total:
+        return _("Bisher %(count)d-mal eingelöst.", count=allowance.total)
+    return None
