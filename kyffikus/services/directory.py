@@ -177,7 +177,8 @@ def parse_filters(
             )
         free_for_children = value in accepted_true
 
-    sort = _value(args, "sort", strict) or "name"
+    raw_sort = _value(args, "sort", strict)
+    sort = "name" if raw_sort is None else raw_sort
     if sort not in SORTS:
         raise InvalidParameter(
             gettext("Sortieren ist nur nach Name oder Ort möglich."), field="sort"

@@ -269,14 +269,15 @@ def valid_year(value: Any, today: date | None = None) -> int | None:
 def birth_dates(pass_: Any) -> tuple[Any, ColumnElement[bool]]:
     """The pass's children's birth dates as rows (to LEFT JOIN), and "this is the first one".
 
-    PostgreSQL: json_array_elements_text WITH ORDINALITY (LATERAL); SQLite: json_each, whose
+    PostgreSQL: json_array_elements_text WITH ORDINALITY; SQLite: json_each, whose
     ``key`` is the position in the array.
     """
     if _dialect() == "postgresql":
+        # A function in FROM may use the columns before it (implicitly LATERAL in PostgreSQL).
         elements = (
             func.json_array_elements_text(pass_.children_birth_dates)
             .table_valued("value", with_ordinality="position")
-            .lateral("birth")
+            .render_derived(name="birth")
         )
         return elements, elements.c.position == 1
     elements = (

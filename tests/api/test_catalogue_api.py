@@ -190,6 +190,7 @@ BAD_API_PARAMETERS = [
     ({"category": ""}, "category"),
     ({"age": " 5"}, "age"),
     ({"sort": "NAME"}, "sort"),
+    ({"sort": ""}, "sort"),
 ]
 
 

@@ -344,7 +344,9 @@ ROLE_EMAILS = {
 
 def login(page: Any, live: LiveServer, email: str, password: str = PASSWORD) -> None:
     """Log in through the login form, as a person would."""
-    page.goto(live("/konto/anmelden"))
+    response = page.goto(live("/konto/anmelden"))
+    assert response is not None
+    assert response.status == 200, f"login page: HTTP {response.status}: {page.inner_text('body')[:500]}"
     page.get_by_label("E-Mail-Adresse").fill(email)
     page.get_by_label("Passwort", exact=True).fill(password)
     page.get_by_role("main").get_by_role("button", name="Anmelden").click()
