@@ -8,8 +8,9 @@ import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
@@ -58,23 +59,23 @@ def private_cache() -> None:
 
 
 ERROR_MESSAGES = {
-    400: ("bad_request", "Die Anfrage ist ungültig."),
-    401: ("unauthorized", "Anmeldung erforderlich."),
-    403: ("forbidden", "Sie haben keinen Zugriff auf diese Seite."),
-    404: ("not_found", "Diese Seite gibt es nicht."),
-    405: ("method_not_allowed", "Diese Aktion ist hier nicht möglich."),
-    409: ("conflict", "Die Aktion widerspricht dem aktuellen Stand."),
-    413: ("too_large", "Die Anfrage ist zu groß."),
-    422: ("unprocessable", "Die Angaben können nicht verarbeitet werden."),
-    429: ("rate_limited", "Zu viele Anfragen. Bitte warten Sie einen Moment und versuchen Sie es erneut."),
-    500: ("server_error", "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später erneut."),
-    503: ("unavailable", "Der Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es gleich noch einmal."),
+    400: ("bad_request", _l("Die Anfrage ist ungültig.")),
+    401: ("unauthorized", _l("Anmeldung erforderlich.")),
+    403: ("forbidden", _l("Sie haben keinen Zugriff auf diese Seite.")),
+    404: ("not_found", _l("Diese Seite gibt es nicht.")),
+    405: ("method_not_allowed", _l("Diese Aktion ist hier nicht möglich.")),
+    409: ("conflict", _l("Die Aktion widerspricht dem aktuellen Stand.")),
+    413: ("too_large", _l("Die Anfrage ist zu groß.")),
+    422: ("unprocessable", _l("Die Angaben können nicht verarbeitet werden.")),
+    429: ("rate_limited", _l("Zu viele Anfragen. Bitte warten Sie einen Moment und versuchen Sie es erneut.")),
+    500: ("server_error", _l("Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später erneut.")),
+    503: ("unavailable", _l("Der Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es gleich noch einmal.")),
 }
 
 
 def _error_response(status: int, description: str | None = None) -> Any:
-    code, message = ERROR_MESSAGES.get(status, ("error", "Fehler"))
-    message = _(message)
+    code, lazy_message = ERROR_MESSAGES.get(status, ("error", _l("Fehler")))
+    message = str(lazy_message)
     if request.path.startswith("/api/"):
         return json_error(status, code, description or message)
     template = f"errors/{status}.html" if status in (403, 404, 500) else "errors/generic.html"
@@ -128,10 +129,15 @@ def init_app(app: Flask) -> None:
             log.info("refused %s %s: %s", request.method, request.path, status)
         description = None
         if status == 429:
-            description = _(ERROR_MESSAGES[429][1])
+            description = str(ERROR_MESSAGES[429][1])
         elif status in (400, 409, 422) and exc.description and not exc.description.startswith("The "):
             description = exc.description
-        return _error_response(status, description)
+        response = _error_response(status, description)
+        if status == 405 and getattr(exc, "valid_methods", None):
+            if isinstance(response, tuple):
+                response = make_response(*response)
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[union-attr]
+        return response
 
     @app.errorhandler(Exception)
     def _server_error(exc: Exception) -> Any:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -46,6 +46,7 @@ bp = Blueprint("staff_passes", __name__)
 
 PER_PAGE = 25
 MAX_QUERY = 100
+SEARCH_KEY = "staff_pass_search"
 
 
 # ---- forms ---------------------------------------------------------------------------------------
@@ -270,12 +271,21 @@ def _replaced_by(pass_: Pass) -> Pass | None:
 # ---- views ---------------------------------------------------------------------------------------
 
 
-@bp.get("/")
+@bp.route("/", methods=["GET", "POST"])
 @staff_required
-def search() -> str:
-    """Search passes by number (with or without dashes, or its start), an adult's name or postal code."""
+def search() -> str | Response:
+    """Search passes by number (with or without dashes, or its start), an adult's name or postal code.
+
+    Names and pass numbers are personal data and stay out of URLs (and so out of access logs):
+    the form is POSTed, the query kept in the session, and the results shown on a plain GET.
+    A link with ?q= (a postal code from the review page) is taken the same way.
+    """
     no_store()
-    query = (request.args.get("q") or "").strip()
+    if request.method == "POST" or "q" in request.args:
+        text = request.form.get("q") if request.method == "POST" else request.args.get("q")
+        session[SEARCH_KEY] = (text or "").strip()[:MAX_QUERY]
+        return redirect(url_for(".search"))
+    query = str(session.get(SEARCH_KEY) or "")
     results = None
     if query:
         page = max(request.args.get("page", 1, type=int) or 1, 1)
@@ -284,7 +294,7 @@ def search() -> str:
             current_user,
             "pass.search",
             object_type="pass",
-            details={"query": query[:MAX_QUERY], "results": results.total},
+            details={"query": query, "page": page, "results": results.total},
         )
         db.session.commit()
     return render_template(

@@ -346,7 +346,9 @@ def login(page: Any, live: LiveServer, email: str, password: str = PASSWORD) -> 
     """Log in through the login form, as a person would."""
     response = page.goto(live("/konto/anmelden"))
     assert response is not None
-    assert response.status == 200, f"login page: HTTP {response.status}: {page.inner_text('body')[:500]}"
+    assert response.status == 200, (
+        f"login page: HTTP {response.status}: {page.inner_text('body')[:500]}"
+    )
     page.get_by_label("E-Mail-Adresse").fill(email)
     page.get_by_label("Passwort", exact=True).fill(password)
     page.get_by_role("main").get_by_role("button", name="Anmelden").click()
@@ -364,7 +366,7 @@ def role_state(
 
     def state(role: str) -> Path | None:
         if role not in states:
-            context = browser.new_context()
+            context = browser.new_context(locale="de-DE")
             page = context.new_page()
             login(page, live_server, ROLE_EMAILS[role])
             path = folder / f"{role}.json"

@@ -57,6 +57,36 @@ def _audit(action: str, pass_: Pass) -> list[AuditEntry]:
 # ---- search --------------------------------------------------------------------------------------
 
 
+def _search(client: FlaskClient, query: str) -> Any:
+    """Search as staff do: the query is POSTed (never in a URL), the results shown after a redirect."""
+    response = post_form(client, "/verwaltung/paesse/", {"q": query})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/verwaltung/paesse/"
+    return client.get(response.headers["Location"])
+
+
+def test_a_link_with_a_postal_code_searches_and_drops_it_from_the_url(
+    client: FlaskClient, staff: Any, family_pass: Pass
+) -> None:
+    response = client.get("/verwaltung/paesse/?q=06556")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/verwaltung/paesse/"
+    assert family_pass.grouped_number in client.get("/verwaltung/paesse/").get_data(as_text=True)
+
+
+def test_search_pages_through_many_results(
+    client: FlaskClient, staff: Any, localities: None, make_family: Any, make_pass: Any
+) -> None:
+    for i in range(30):
+        make_pass(make_family(adults=[("Kim", f"Seitenweise{i}")], with_user=False))
+    first = _search(client, "Seitenweise").get_data(as_text=True)
+    assert "30 Pässe gefunden" in first
+    assert first.count("Seitenweise") >= 25
+    second = client.get("/verwaltung/paesse/?page=2").get_data(as_text=True)
+    assert "30 Pässe gefunden" in second
+    assert 'aria-current="page" aria-label="Seite 2"' in second
+
+
 @pytest.mark.parametrize(
     "how",
     ["grouped", "plain", "lower", "prefix", "surname", "full name", "postal code", "spaces"],
@@ -75,7 +105,7 @@ def test_search_finds_the_pass(
         "postal code": "06556",
         "spaces": f" {number[:4]} {number[4:8]} {number[8:]} ",
     }[how]
-    response = client.get("/verwaltung/paesse/", query_string={"q": query})
+    response = _search(client, query)
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert f"/verwaltung/paesse/{family_pass.id}" in html
@@ -85,13 +115,12 @@ def test_search_finds_the_pass(
 def test_search_without_a_match_says_so_and_is_audited(
     client: FlaskClient, staff: Any, family_pass: Pass
 ) -> None:
-    response = client.get("/verwaltung/paesse/", query_string={"q": "Niemand Unbekannt"})
-    html = response.get_data(as_text=True)
+    html = _search(client, "Niemand Unbekannt").get_data(as_text=True)
     assert "Kein Pass passt zu dieser Suche" in html
     assert f"/verwaltung/paesse/{family_pass.id}" not in html
     entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "pass.search")).one()
     assert entry.actor_id == staff.id
-    assert entry.details == {"query": "Niemand Unbekannt", "results": 0}
+    assert entry.details == {"query": "Niemand Unbekannt", "page": 1, "results": 0}
 
 
 def test_search_does_not_match_other_families(
@@ -100,9 +129,7 @@ def test_search_does_not_match_other_families(
     other = make_pass(
         make_family(adults=[("Olga", "Anders")], postal_code="99706", locality="Sondershausen")
     )
-    html = client.get("/verwaltung/paesse/", query_string={"q": "Kyffhäuser"}).get_data(
-        as_text=True
-    )
+    html = _search(client, "Kyffhäuser").get_data(as_text=True)
     assert f'/verwaltung/paesse/{family_pass.id}"' in html
     assert f'/verwaltung/paesse/{other.id}"' not in html
 
@@ -322,6 +349,7 @@ def test_post_without_csrf_token_is_refused(
 
 PASS_ROUTES = [
     ("GET", "/verwaltung/paesse/"),
+    ("POST", "/verwaltung/paesse/"),
     ("GET", "/verwaltung/paesse/{id}"),
     ("GET", "/verwaltung/paesse/{id}/sperren"),
     ("POST", "/verwaltung/paesse/{id}/sperren"),
