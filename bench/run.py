@@ -57,6 +57,10 @@ LARGE_TABLES = (
     "user_account",
 )
 
+# `--priority`: run gunicorn and wrk with a higher CPU priority (needs root), so that other work on
+# a shared machine disturbs the figures less.
+PRIORITY: list[str] = []
+
 # Goals from the issue: throughput as a share of the floor.
 GOALS = {
     "check_api": 0.4,
@@ -90,6 +94,10 @@ class Load:
     ratio: float | None = None
     goal: float | None = None
     floor: float | None = None  # the floor measured around this load
+    cpu_ms: float | None = (
+        None  # CPU per request: gunicorn workers + their PostgreSQL backends + Redis
+    )
+    floor_cpu_ms: float | None = None
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -127,11 +135,19 @@ def parse_wrk(output: str) -> dict[str, float]:
 class Driver:
     """Sends load with wrk, or with a threaded Python client when wrk cannot be had."""
 
-    def __init__(self, base_url: str, workdir: Path, *, python_client: bool = False) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        workdir: Path,
+        *,
+        python_client: bool = False,
+        cpu_pids: Callable[[], list[int]] | None = None,
+    ) -> None:
         self.base_url = base_url
         self.workdir = workdir
         self.wrk = None if python_client else ensure_wrk()
         self.kind = "wrk" if self.wrk else "python-threads"
+        self.cpu_pids = cpu_pids
 
     def run(
         self,
@@ -147,13 +163,18 @@ class Driver:
         load.connections = connections
         if self.wrk:
             self._wrk(script, env, warmup, connections)
+            pids = self.cpu_pids() if self.cpu_pids else []
+            cpu_before = {pid: cpu_seconds(pid) for pid in pids}
             output = self._wrk(script, env, duration, connections)
+            used = sum(max(0.0, cpu_seconds(pid) - cpu_before[pid]) for pid in pids)
             parsed = parse_wrk(output)
             load.rps = parsed.get("rps", 0.0)
             load.p50_ms = parsed.get("p50", float("nan"))
             load.p99_ms = parsed.get("p99", float("nan"))
             load.requests = int(parsed.get("requests", 0))
             load.errors = int(parsed.get("errors", 0))
+            if pids and load.requests:
+                load.cpu_ms = used * 1000 / load.requests
         else:
             self._python(load, script, env, warmup, connections)
             self._python(load, script, env, duration, connections)
@@ -161,7 +182,7 @@ class Driver:
 
     def _wrk(self, script: str, env: dict[str, str], seconds: float, connections: int) -> str:
         command = [
-            str(self.wrk), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+            *PRIORITY, str(self.wrk), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
             "--timeout", "10s", "-s", str(BENCH / "lua" / script), self.base_url,
         ]  # fmt: skip
         done = subprocess.run(
@@ -310,6 +331,8 @@ def server_env(
             "DATABASE_URL": db_url,
             "KYFFIKUS_SECRET_KEY": os.urandom(32).hex(),
             "KYFFIKUS_SESSION_COOKIE_SECURE": "false",
+            # A local bench server: the staff account logs in with its password alone.
+            "KYFFIKUS_REQUIRE_STAFF_2FA": "false",
             "KYFFIKUS_BASE_URL": f"http://127.0.0.1:{port}",
             "KYFFIKUS_MAIL_BACKEND": "console",
             "KYFFIKUS_BENCH_FLOOR": "1",
@@ -343,7 +366,8 @@ def gunicorn_settings(env: dict[str, str]) -> str:
         os.environ.clear()
         os.environ.update(saved)
     threads = f" × {conf['threads']} threads" if conf.get("worker_class") == "gthread" else ""
-    return f"gunicorn, 2 {conf.get('worker_class', 'sync')} workers{threads}"
+    nice = " (gunicorn and wrk at nice -10)" if PRIORITY else ""
+    return f"gunicorn, 2 {conf.get('worker_class', 'sync')} workers{threads}{nice}"
 
 
 class Server:
@@ -357,7 +381,7 @@ class Server:
 
     def __enter__(self) -> Server:
         command = [
-            str(VENV_BIN / "gunicorn"), "-c", str(REPO / "gunicorn.conf.py"), "-w", "2",
+            *PRIORITY, str(VENV_BIN / "gunicorn"), "-c", str(REPO / "gunicorn.conf.py"), "-w", "2",
             "-b", f"127.0.0.1:{self.port}", "wsgi:app",
         ]  # fmt: skip
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in __exit__
@@ -398,6 +422,34 @@ class Server:
             return [int(p) for p in children.read_text().split()]
         except OSError:
             return []
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def serving_pids(server: Server, db_url: str) -> list[int]:
+    """The processes that do the work of a request: workers, their PostgreSQL backends, Redis."""
+    import psycopg
+
+    pids = list(server.workers())
+    with contextlib.suppress(psycopg.Error), psycopg.connect(db_url, connect_timeout=3) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+        pids.extend(int(r[0]) for r in rows)
+    done = subprocess.run(["pidof", "redis-server"], capture_output=True, text=True, check=False)
+    pids.extend(int(p) for p in done.stdout.split())
+    return pids
 
 
 def proc_status_kib(pid: int, key: str) -> int:
@@ -771,7 +823,12 @@ def bench_scale(scale: str, args: argparse.Namespace, storage: str) -> ScaleResu
     stats_path = None
     with Server(env, port, log_path) as server:
         base = server.url("")
-        driver = Driver(base, workdir, python_client=args.python_client)
+        driver = Driver(
+            base,
+            workdir,
+            python_client=args.python_client,
+            cpu_pids=lambda: serving_pids(server, db_url),
+        )
         result.client = driver.kind
         result.worker_rss_start_kib = [proc_status_kib(p, "VmRSS") for p in server.workers()]
         cookies: dict[str, str | None] = {}
@@ -897,6 +954,8 @@ def bench_scale(scale: str, args: argparse.Namespace, storage: str) -> ScaleResu
             result.loads.append(load)
             after = floor("floor")
             load.floor = (before.rps + after.rps) / 2
+            if before.cpu_ms and after.cpu_ms:
+                load.floor_cpu_ms = (before.cpu_ms + after.cpu_ms) / 2
             before = after
         if any(name == "check_api" for name, *_rest in targets):
             log("  POST /api/v1/checks, one connection (latency) ...")
@@ -997,12 +1056,16 @@ def print_scale(result: ScaleResult) -> None:
         f"rate limits in {result.storage}; load average {result.load_before:.1f} before, "
         f"{result.load_after:.1f} after.")  # fmt: skip
     log(f"The floor was measured {len(floors)} times, between every two targets: {', '.join(f'{f:,.0f}' for f in floors)} "
-        f"req/s (mean {floor:,.0f}); each ratio is to the mean of the two floor runs around it.")  # fmt: skip
+        f"req/s (mean {floor:,.0f}); each ratio is to the mean of the two floor runs around it. CPU ms/req is "
+        f"the CPU time of the gunicorn workers, their PostgreSQL backends and Redis per request; the CPU "
+        f"ratio (floor's CPU per request / the route's) is what the throughput ratio would be if only CPU "
+        f"limited it, which holds up better than req/s when other work shares the machine.")  # fmt: skip
     log()
     log(
-        "| route | req/s | floor around it | ratio to floor | goal | p50 ms | p99 ms | requests | errors |"
+        "| route | req/s | floor around it | ratio to floor | goal | p50 ms | p99 ms | requests | errors "
+        "| CPU ms/req | CPU ratio |"
     )
-    log("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for load in result.loads:
         if load.name == "floor":
             continue
@@ -1013,19 +1076,23 @@ def print_scale(result: ScaleResult) -> None:
         met = ""
         if load.goal and ratio is not None:
             met = " ✓" if ratio >= load.goal else " ✗"
+        cpu_ratio = load.floor_cpu_ms / load.cpu_ms if load.cpu_ms and load.floor_cpu_ms else None
         log(f"| {load.label} | {_fmt(load.rps, 0)} | {_fmt(local, 0)} | {_fmt(ratio, 2)}{met} | {goal} | "
-            f"{_fmt(load.p50_ms, 2)} | {_fmt(load.p99_ms, 2)} | {load.requests:,} | {load.errors} |")  # fmt: skip
+            f"{_fmt(load.p50_ms, 2)} | {_fmt(load.p99_ms, 2)} | {load.requests:,} | {load.errors} | "
+            f"{_fmt(load.cpu_ms, 2)} | {_fmt(cpu_ratio, 2)} |")  # fmt: skip
     floor_loads = [load for load in result.loads if load.name == "floor"]
     if floor_loads:
         p50 = statistics.median(x.p50_ms for x in floor_loads)
         p99 = statistics.median(x.p99_ms for x in floor_loads)
+        cpus = [x.cpu_ms for x in floor_loads if x.cpu_ms]
+        floor_cpu = statistics.mean(cpus) if cpus else None
         log(f"| floor: GET /bench/floor (mean of {len(floor_loads)} runs) | {_fmt(floor, 0)} | | 1.00 | | "
             f"{_fmt(p50, 2)} | {_fmt(p99, 2)} | {sum(x.requests for x in floor_loads):,} | "
-            f"{sum(x.errors for x in floor_loads)} |")  # fmt: skip
+            f"{sum(x.errors for x in floor_loads)} | {_fmt(floor_cpu, 2)} | 1.00 |")  # fmt: skip
     if result.check_latency:
         lat = result.check_latency
         log(f"| {lat.label} | {_fmt(lat.rps, 0)} | | | | {_fmt(lat.p50_ms, 2)} | {_fmt(lat.p99_ms, 2)} | "
-            f"{lat.requests:,} | {lat.errors} |")  # fmt: skip
+            f"{lat.requests:,} | {lat.errors} | {_fmt(lat.cpu_ms, 2)} | |")  # fmt: skip
     log()
     if result.dashboard_ms:
         cold, warm = result.dashboard_ms[0], result.dashboard_ms[1:]
@@ -1138,12 +1205,22 @@ def main(argv: list[str] | None = None) -> int:
         "--python-client", action="store_true", help="use the Python client instead of wrk"
     )
     parser.add_argument(
+        "--priority",
+        action="store_true",
+        help="nice -10 for gunicorn and wrk (root; for a shared machine)",
+    )
+    parser.add_argument(
         "--worker-class", default=None, help="gunicorn worker class (default: gunicorn.conf.py's)"
     )
     parser.add_argument(
         "--memory-limits", action="store_true", help="rate limits in memory even if Redis answers"
     )
     args = parser.parse_args(argv)
+    if args.priority:
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("nice"):
+            PRIORITY[:] = ["nice", "-n", "-10"]
+        else:
+            log("--priority needs root; running at normal priority.")
     started = time.monotonic()
     storage = "memory://" if args.memory_limits or not redis_answers() else REDIS_URL
     command = "bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -59,7 +59,8 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_TIME_LIMIT": None,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     # Security switches.
-    "REQUIRE_STAFF_2FA": False,
+    # None: required in production, not for local work (decided in finalise); true/false overrides.
+    "REQUIRE_STAFF_2FA": None,
     "PREFERRED_URL_SCHEME": "http",
     # Passwords: argon2id (RFC 9106 / OWASP: memory >= 19 MiB, time >= 2).
     "ARGON2_TIME_COST": 2,
@@ -123,6 +124,9 @@ def finalise(config: dict[str, Any], instance_path: Path) -> None:
             "BASE_URL", ""
         ).startswith("https://")
     config["REMEMBER_COOKIE_SECURE"] = config["SESSION_COOKIE_SECURE"]
+    if config.get("REQUIRE_STAFF_2FA") is None:
+        # Issue 7 / SECURITY.md: two-factor sign-in for staff and admins is on in production.
+        config["REQUIRE_STAFF_2FA"] = is_production(config)
     if config.get("RATELIMIT_STORAGE_URL"):
         # KYFFIKUS_RATELIMIT_STORAGE_URL=redis://... : every worker and host shares the counters.
         config["RATELIMIT_STORAGE_URI"] = config["RATELIMIT_STORAGE_URL"]

@@ -11,7 +11,9 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("kyffikus.web")
@@ -85,6 +87,8 @@ def _error_response(status: int, description: str | None = None) -> Any:
 def init_app(app: Flask) -> None:
     """Install headers, error handlers and template helpers."""
     app.jinja_env.globals["csp_nonce"] = csp_nonce
+    # `is message`: a plain or lazily translated string (a form error that can be shown as it is).
+    app.jinja_env.tests["message"] = lambda value: isinstance(value, str | LazyString)
     app.jinja_env.add_extension("jinja2.ext.do")
 
     @app.context_processor
@@ -128,7 +132,15 @@ def init_app(app: Flask) -> None:
         if status in (401, 403):
             log.info("refused %s %s: %s", request.method, request.path, status)
         description = None
-        if status == 429:
+        if isinstance(exc, CSRFError):
+            # A refusal worth logging (a forged cross-site POST looks like this); the reason is
+            # Flask-WTF's fixed text, never form content.
+            log.info("CSRF refused %s %s: %s", request.method, request.path, exc.description)
+            description = _(
+                "Das Formular ist abgelaufen oder wurde nicht von dieser Seite gesendet. "
+                "Bitte laden Sie die Seite neu und versuchen Sie es noch einmal."
+            )
+        elif status == 429:
             description = str(ERROR_MESSAGES[429][1])
         elif status in (400, 409, 422) and exc.description and not exc.description.startswith("The "):
             description = exc.description

@@ -23,14 +23,14 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from time import perf_counter
 from typing import Any
 
 from flask import current_app
 from flask_babel import format_date
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, String, and_, bindparam, func, or_, select, true
+from sqlalchemy import ColumnElement, String, and_, bindparam, delete, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -854,7 +854,7 @@ def snapshot(
     started = perf_counter()
     data = count()
     seconds = perf_counter() - started
-    if seconds < slow and not (fresh and row is not None):
+    if seconds < slow:
         if row is not None:
             db.session.delete(row)
             db.session.flush()
@@ -865,6 +865,10 @@ def snapshot(
 
 def _store(key: str, data: dict[str, Any], now: datetime, seconds: float) -> None:
     """Insert or update a snapshot; another worker writing the same one at once is harmless."""
+    # Yesterday's snapshots are never read again (today's reach has a new key each day).
+    db.session.execute(
+        delete(StatisticsSnapshot).where(StatisticsSnapshot.computed_at < now - timedelta(days=1))
+    )
     try:
         with db.session.begin_nested():
             row = db.session.get(StatisticsSnapshot, key)

@@ -119,6 +119,8 @@ def index() -> tuple[str, int]:
     no_store()
     form = AuditSearchForm(request.args)
     valid = form.validate() if request.args else True
+    for field in form:  # lazily translated messages as text, for the error summary
+        field.errors = [str(e) for e in field.errors]
     page = request.args.get("page", 1, type=int) or 1
     if valid:
         query = search_query(

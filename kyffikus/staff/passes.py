@@ -328,6 +328,9 @@ def detail(pass_id: int) -> str:
 
 
 def _action_page(pass_: Pass, form: FlaskForm, action: str, status: int = 200) -> tuple[str, int]:
+    # Lazily translated messages become text, so the error summary shows them word for word.
+    for field in form:
+        field.errors = [str(e) for e in field.errors]
     return (
         render_template(
             "staff/passes/action.html",

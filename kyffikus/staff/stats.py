@@ -112,7 +112,7 @@ def refresh_command(year: int | None) -> None:
         statistics.dashboard(year, fresh=True)
         statistics.yearly(year, fresh=True)
     db.session.commit()
-    click.echo(f"statistics for {year} counted again")
+    click.echo(f"Statistik für {year} neu gezählt.")
 
 
 def _csv_lines(table: Table) -> Iterator[str]:

@@ -30,6 +30,10 @@ SCREENSHOTS = REPO / "build" / "screenshots"
 
 
 def _find_chromium() -> str | None:
+    """Debian's Chromium; KYFFIKUS_TEST_CHROMIUM names another binary (or a missing one, to try)."""
+    wanted = os.environ.get("KYFFIKUS_TEST_CHROMIUM")
+    if wanted:
+        return wanted if os.path.exists(wanted) else None
     if os.path.exists("/usr/bin/chromium"):
         return "/usr/bin/chromium"
     return shutil.which("chromium")
@@ -74,18 +78,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("browser"))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _chromium_present() -> None:
-    """Skip every browser test with one line when Chromium is missing, or fail when CI needs it."""
-    if CHROMIUM is None:
-        if REQUIRE_BROWSER:
-            pytest.fail(
-                "KYFFIKUS_TEST_REQUIRE_BROWSER=1 but Chromium is not installed "
-                "(apt-get install chromium chromium-driver)",
-                pytrace=False,
-            )
-        # Raised here (one place), so pytest -ra reports all browser tests in one line.
-        pytest.skip(SKIP_REASON)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip every browser test with one line when Chromium is missing, or fail when CI needs it.
+
+    A hook, not a fixture: a skip raised in a fixture is reported at each test's own line, so
+    pytest -ra would print one line per test file; raised here, the lines fold into one.
+    """
+    if CHROMIUM is not None:
+        return
+    if REQUIRE_BROWSER:
+        pytest.fail(
+            "KYFFIKUS_TEST_REQUIRE_BROWSER=1 but Chromium is not installed "
+            "(apt-get install chromium chromium-driver)",
+            pytrace=False,
+        )
+    pytest.skip(SKIP_REASON)
 
 
 # ---- Playwright on the system's Chromium ---------------------------------------------------------

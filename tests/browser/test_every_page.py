@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +197,7 @@ def test_every_page(
     skipped: list[str] = []
     downloads: list[str] = []
     refused: list[str] = []
+    axe_rules: Counter[str] = Counter()  # every finding, also below serious, for the summary
     seen: dict[str, int] = {}
     for endpoint, path in pages:
         if role != "anonymous" and endpoint in ANONYMOUS_PAGES and not ALL_PAGES:
@@ -248,7 +250,10 @@ def test_every_page(
                 )
             for url in uncompressed_text(transfers):
                 print(f"note: {where}: {url} came without gzip")
-            bad = serious(run_axe(page))
+            found = run_axe(page)
+            for v in found:
+                axe_rules[f"{v['id']} ({v['impact']})"] += 1
+            bad = serious(found)
             if bad:
                 failures.append(
                     f"{where}: axe found {len(bad)} serious/critical rule(s):\n"
@@ -273,6 +278,11 @@ def test_every_page(
         print(
             f"{r.endpoint:42} {r.viewport:>9} {r.status:>6} {kb(r.weight):>8} {kb(r.html):>7} {r.files:>5}"
         )
+    if axe_rules:
+        print(
+            f"-- axe findings for {role} (rule, impact: page views): "
+            + "; ".join(f"{rule}: {n}" for rule, n in sorted(axe_rules.items()))
+        )
     if refused:
         print(
             f"-- refused to {role} (403/404, the authorization tests' business): {len(refused)} pages"
@@ -285,3 +295,16 @@ def test_every_page(
         print("-- not pages: " + "; ".join(left_out))
     assert rows, f"no page rendered for {role}"
     assert not failures, "\n".join(failures)
+
+
+def test_axe_finds_what_it_should(browser: Any) -> None:
+    """The audit can fail: axe reports an image without alt text and an unlabelled field."""
+    page = browser.new_page()
+    page.set_content(
+        '<!doctype html><html lang="de"><head><title>Probe</title></head><body><main>'
+        '<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw="><input type="text"></main></body></html>'
+    )
+    found = {v["id"]: v["impact"] for v in run_axe(page)}
+    page.close()
+    assert found.get("image-alt") == "critical", found
+    assert found.get("label") == "critical", found

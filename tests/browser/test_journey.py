@@ -22,8 +22,15 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PASSWORD, PROVIDER_EMAIL, STAFF_EMAIL, LiveServer, login
-from tests.browser.helpers import RequestLog, qr_video
+from tests.browser.conftest import (
+    PASSWORD,
+    PROVIDER_EMAIL,
+    SCREENSHOTS,
+    STAFF_EMAIL,
+    LiveServer,
+    login,
+)
+from tests.browser.helpers import RequestLog, describe_violations, qr_video, run_axe, serious
 
 FAMILY = "familie.journey@example.org"
 ADULTS = [("Anna", "Müller-Lüdenscheidt"), ("Jörg", "Müller")]
@@ -35,6 +42,18 @@ CHECK_CHAR_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXY"
 def text(page: Any) -> str:
     """What the person sees in the main area of the page."""
     return page.locator("main").inner_text()
+
+
+def audit(page: Any, name: str) -> None:
+    """A state the every-page test cannot reach by GET: screenshot it and run axe on it."""
+    folder = SCREENSHOTS / "journey"
+    folder.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    page.screenshot(
+        path=str(folder / f"{name}-{size['width']}x{size['height']}.png"), full_page=True
+    )
+    bad = serious(run_axe(page))
+    assert not bad, f"axe on {name}:\n" + describe_violations(bad)
 
 
 def see(page: Any, *texts: str) -> None:
@@ -156,10 +175,12 @@ def test_journey(
     press(family, "Enter")
     see(family, "Ihre Angaben sind gespeichert", "Anna Müller-Lüdenscheidt", "Jörg Müller")
     expect(family.locator("main")).not_to_contain_text("Nicht erfüllt")
+    audit(family, "family-application-ready")
     tab_to(family, family.get_by_role("button", name="Antrag abschicken"))
     press(family, "Enter")
     # The family sees that its application waits.
     see(family, "Ihr Antrag ist abgeschickt", "In Prüfung", "Das Landratsamt prüft Ihren Antrag")
+    audit(family, "family-application-waiting")
 
     # ---- 4. Staff log in, open the queue and approve -----------------------------------------
     staff_ctx = browser.new_context(locale="de-DE", viewport={"width": 1280, "height": 800})
@@ -215,6 +236,7 @@ def test_journey(
     see(provider, *(f"{first} {last}" for first, last in ADULTS), "2 Kinder")
     expect(provider.locator("main")).not_to_contain_text("Mia")  # never a child's name
     expect(provider.locator("main")).not_to_contain_text("Am Possen 4")  # nor the address
+    audit(provider, "provider-result-valid")
 
     offer = provider.get_by_role("article", name=OFFER_TITLE)
     adults = offer.get_by_label("Erwachsene")
@@ -233,6 +255,7 @@ def test_journey(
     offer = provider.get_by_role("article", name=OFFER_TITLE)
     expect(offer).to_contain_text("Gespeichert: 1 Erwachsene, 2 Kinder.")
     expect(offer).to_contain_text("Bereits eingelöst")  # once per day: now shown as used
+    audit(provider, "provider-redeemed")
 
     # ---- 7. The family sees the redemption in its history ------------------------------------
     family.goto(live("/familie/"))
@@ -264,6 +287,7 @@ def test_journey(
     scan(provider, live)
     expect(provider.get_by_role("heading", name="GESPERRT")).to_be_visible()
     expect(provider.locator("main")).not_to_contain_text("Anna")  # no names for a revoked pass
+    audit(provider, "provider-result-revoked")
 
     # ---- 11. The same with the typed number: a typo is caught before any request -------------
     provider.goto(live("/anbieter/pruefen"))
@@ -277,6 +301,7 @@ def test_journey(
     assert posts == [], f"the typo was sent: {posts}"
     expect(field).to_have_attribute("aria-invalid", "true")
     assert focused(field), "the focus stays in the field to correct it"
+    audit(provider, "provider-number-typo")
     provider.keyboard.press("Control+A")
     provider.keyboard.type(number.lower().replace("-", " "))  # as typed at a till
     press(provider, "Enter")

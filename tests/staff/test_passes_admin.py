@@ -226,6 +226,16 @@ def test_revoke_needs_a_reason_and_a_confirmation(
     assert _audit("pass.revoke", family_pass) == []
 
 
+def test_the_error_summary_names_the_problem(
+    client: FlaskClient, staff: Any, family_pass: Pass
+) -> None:
+    html = post_form(
+        client, f"/verwaltung/paesse/{family_pass.id}/sperren", {"reason": ""}
+    ).get_data(as_text=True)
+    assert "Grund der Sperrung: Bitte geben Sie einen Grund an." in html
+    assert "Bitte bestätigen Sie die Sperrung." in html
+
+
 def test_replace_shows_in_history_and_audit_log(
     client: FlaskClient, staff: Any, family_pass: Pass
 ) -> None:

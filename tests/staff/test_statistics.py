@@ -668,7 +668,7 @@ def test_slow_counts_are_reused_until_staff_count_again(
         # The command for cron counts again too.
         result = runner.invoke(args=["statistics", "refresh", "--year", str(dataset.year)])
         assert result.exit_code == 0, result.output
-        assert "counted again" in result.output
+        assert "neu gezählt" in result.output
     finally:
         app.config.pop("STATISTICS_SNAPSHOT_AFTER", None)
         app.config.pop("STATISTICS_SNAPSHOT_MAX_AGE", None)
