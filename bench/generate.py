@@ -867,6 +867,7 @@ def generate(scale_name: str, server: str = DEFAULT_SERVER) -> dict[str, Any]:
             "seconds": round(total, 1),
             "counts": written,
             "bench_provider": ctx["bench_provider"],
+            "schema": schema_fingerprint(),
         }
         conn.execute(
             "INSERT INTO setting (key, value, updated_at) VALUES (%s, %s, now())",
@@ -881,12 +882,72 @@ def generate(scale_name: str, server: str = DEFAULT_SERVER) -> dict[str, Any]:
     return marker
 
 
+def schema_fingerprint() -> str:
+    """A digest of the migrations: it changes whenever the schema is regenerated."""
+    import hashlib
+
+    sha = hashlib.sha256()
+    for path in sorted((REPO / "migrations" / "versions").glob("*.py")):
+        sha.update(path.read_bytes())
+    return sha.hexdigest()[:16]
+
+
+def schema_gaps(url: str) -> tuple[list[str], list[str]]:
+    """Tables, and columns of existing tables, that the models have and the database lacks."""
+    from kyffikus.models import Base
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
+        ).fetchall()
+    present: dict[str, set[str]] = {}
+    for table, column in rows:
+        present.setdefault(table, set()).add(column)
+    missing_tables = [t.name for t in Base.metadata.sorted_tables if t.name not in present]
+    missing_columns = [
+        f"{t.name}.{c.name}"
+        for t in Base.metadata.sorted_tables
+        if t.name in present
+        for c in t.columns
+        if c.name not in present[t.name]
+    ]
+    return missing_tables, missing_columns
+
+
+def catch_up_schema(scale_name: str, server: str, marker: dict[str, Any]) -> bool:
+    """Bring an older data set up to the current models if only tables were added; else False."""
+    url = database_url(scale_name, server)
+    missing_tables, missing_columns = schema_gaps(url)
+    if missing_columns:
+        log(
+            f"The {scale_name} data set lacks columns ({', '.join(missing_columns[:5])}): regenerating."
+        )
+        return False
+    if missing_tables:
+        from sqlalchemy import create_engine
+
+        from kyffikus.models import Base
+
+        # New tables start empty in a fresh database too, so creating them is the same as migrating.
+        engine = create_engine(sqlalchemy_url(url))
+        Base.metadata.create_all(engine, tables=[Base.metadata.tables[t] for t in missing_tables])
+        engine.dispose()
+        log(f"Added the new tables {', '.join(missing_tables)} to the {scale_name} data set.")
+    marker["schema"] = schema_fingerprint()
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE setting SET value = %s WHERE key = %s", (Json(marker), MARKER_KEY))
+    return True
+
+
 def ensure(
     scale_name: str, server: str = DEFAULT_SERVER, *, regenerate: bool = False
 ) -> dict[str, Any]:
-    """Generate the scale's data set unless one generated today is there already."""
+    """Generate the scale's data set unless one generated today for the current schema is there."""
     marker = generated_marker(scale_name, server)
-    if marker and not regenerate and marker.get("generated_on") == TODAY.isoformat():
+    fresh = bool(marker) and not regenerate and marker.get("generated_on") == TODAY.isoformat()
+    if fresh and (
+        marker.get("schema") == schema_fingerprint() or catch_up_schema(scale_name, server, marker)
+    ):
         log(f"Using the {scale_name} data set generated today ({marker['seconds']} s to generate).")
         return marker
     return generate(scale_name, server)

@@ -56,6 +56,8 @@ def _configure_logging(app: Flask) -> None:
     logging.getLogger("kyffikus").setLevel(level)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Alembic announces each plugin at INFO on every CLI command; that buries what `make run` prints.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _init_extensions(app: Flask) -> None:

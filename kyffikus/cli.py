@@ -41,6 +41,15 @@ def bootstrap() -> None:
         demo_load = demo_cli.get_command(ctx, "load")
         if demo_load is not None:
             ctx.invoke(demo_load)
+    else:
+        # A second `make run` should still show the logins, if the demo accounts are there.
+        emails = [email for email, _role, _label in DEMO_ACCOUNTS]
+        present = set(db.session.scalars(select(User.email).where(User.email.in_(emails))))
+        if present:
+            click.echo(f"Demo-Anmeldungen (Passwort für alle: {DEMO_PASSWORD}):")
+            for email, _role, label in DEMO_ACCOUNTS:
+                if email in present:
+                    click.echo(f"  {label:<15} {email}")
 
 
 # ---- catalogue -----------------------------------------------------------------------------

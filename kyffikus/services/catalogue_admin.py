@@ -522,8 +522,10 @@ def _check_discount(errors: Errors, kind: Any, value: Decimal | None) -> None:
     elif kind in ("amount", "family_price"):
         if value is None:
             _add(errors, "discount_value", _("Bitte geben Sie den Betrag in Euro an."))
-        elif not Decimal(0) < value <= MAX_MONEY:
+        elif not Decimal(0) < value:
             _add(errors, "discount_value", _("Der Betrag muss größer als 0 sein."))
+        elif value > MAX_MONEY:
+            _add(errors, "discount_value", _("Der Betrag darf höchstens 999.999,99 € sein."))
         elif value != value.quantize(Decimal("0.01")):
             _add(errors, "discount_value", _("Höchstens zwei Nachkommastellen (Cent)."))
     elif kind == "children_free":

@@ -50,6 +50,16 @@ ROLE_LABELS = {
 }
 
 
+# The largest value of an INTEGER column on PostgreSQL; bigger numbers are a typing mistake.
+MAX_INT = 2_147_483_647
+
+
+def db_id(value: Any) -> int:
+    """An id chosen in a form; a number no row can have becomes 0 (unknown), not a database error."""
+    number = int(value)
+    return number if 0 < number <= MAX_INT else 0
+
+
 class NumberField(StringField):
     """A number typed with a decimal comma or point; empty is None."""
 
@@ -86,6 +96,9 @@ class NumberField(StringField):
             if number != number.to_integral_value():
                 self.data = None
                 raise ValueError(_l("Bitte geben Sie eine ganze Zahl ein."))
+            if abs(number) > MAX_INT:
+                self.data = None
+                raise ValueError(_l("Diese Zahl ist zu groß."))
             self.data = int(number)
         else:
             self.data = number
@@ -209,8 +222,8 @@ class OfferForm(FlaskForm):
             "Leer lassen: wird aus dem Titel gebildet. Gleich über die Auflagen hinweg."
         ),
     )
-    edition_id = SelectField(_l("Auflage"), coerce=int, validate_choice=False)
-    category_id = SelectField(_l("Kategorie"), coerce=int, validate_choice=False)
+    edition_id = SelectField(_l("Auflage"), coerce=db_id, validate_choice=False)
+    category_id = SelectField(_l("Kategorie"), coerce=db_id, validate_choice=False)
     description = TextAreaField(_l("Beschreibung"), validators=[Optional(), _max(5000)])
     discount_kind = SelectField(
         _l("Art des Vorteils"),
@@ -235,7 +248,7 @@ class OfferForm(FlaskForm):
         choices=[SelectChoice(k, LIMIT_LABELS[k]) for k in REDEMPTION_LIMITS],
         validate_choice=False,
     )
-    venues = MultiCheckboxField(_l("Standorte"), coerce=int, validate_choice=False)
+    venues = MultiCheckboxField(_l("Standorte"), coerce=db_id, validate_choice=False)
     published = BooleanField(_l("Im Verzeichnis veröffentlicht"))
 
 
@@ -310,7 +323,7 @@ class LocalityForm(FlaskForm):
         validators=[InputRequired(_l("Bitte geben Sie die Postleitzahl an.")), _max(5)],
         render_kw={"inputmode": "numeric"},
     )
-    municipality_id = SelectField(_l("Gemeinde"), coerce=int, validate_choice=False)
+    municipality_id = SelectField(_l("Gemeinde"), coerce=db_id, validate_choice=False)
     active = BooleanField(
         _l("Aktiv (Familien aus diesem Ort können den Pass beantragen)"), default=True
     )
@@ -387,7 +400,7 @@ class InviteForm(FlaskForm):
     role = SelectField(_l("Rolle"), validate_choice=False)
     provider_id = SelectField(
         _l("Anbieter"),
-        coerce=int,
+        coerce=db_id,
         validate_choice=False,
         description=_l("Nur für Anbieter-Konten."),
     )
@@ -403,7 +416,7 @@ class RoleForm(FlaskForm):
     )
     provider_id = SelectField(
         _l("Anbieter"),
-        coerce=int,
+        coerce=db_id,
         validate_choice=False,
         description=_l("Nur für Anbieter-Konten."),
     )

@@ -1,8 +1,10 @@
 """Browser tests: the real app on 127.0.0.1, its own SQLite file and SMTP server, Debian's Chromium.
 
 Every test here is marked `browser` and put in one xdist group, so under `make test -n 2 --dist
-loadgroup` they run in one worker and share one live server. Without Chromium they are skipped
-with one line (CI sets KYFFIKUS_TEST_REQUIRE_BROWSER=1, and then a missing browser fails).
+loadgroup` they run in one worker and share one live server. (pytest 9.2 with xdist 3.8 ignores
+the group, pytest-dev/pytest-xdist#1386; each worker then starts its own live server and seed,
+which works as well.) Without Chromium they are skipped with one line (CI sets
+KYFFIKUS_TEST_REQUIRE_BROWSER=1, and then a missing browser fails).
 
 Playwright drives the system's Chromium through `executable_path`; no browser is ever downloaded.
 """
@@ -43,7 +45,7 @@ CHROMIUM = _find_chromium()
 REQUIRE_BROWSER = os.environ.get("KYFFIKUS_TEST_REQUIRE_BROWSER") == "1"
 SKIP_REASON = "Chromium not installed: browser tests skipped (apt-get install chromium)"
 
-# Quiet, reproducible, and nothing phones home: no updates, no sync, no field trials, no QUIC.
+# Quiet, reproducible, and nothing phones home: no updates, no sync, no extensions, no QUIC.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -144,9 +144,13 @@ class RequestLog:
 
 
 def is_local(url: str) -> bool:
-    """Whether a URL stays on this machine: http(s) to 127.0.0.1, or data:/blob: (no network)."""
+    """Whether a URL stays on this machine: http(s)/ws(s) to 127.0.0.1, or no network at all.
+
+    data: and blob: URLs, and the browser's own chrome:// and chrome-extension:// pages (its PDF
+    viewer), never reach a network.
+    """
     parts = urlsplit(url)
-    if parts.scheme in ("data", "blob"):
+    if parts.scheme not in ("http", "https", "ws", "wss"):
         return True
     return parts.hostname in LOCAL_HOSTS
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,7 +197,8 @@ def test_every_page(
     skipped: list[str] = []
     downloads: list[str] = []
     refused: list[str] = []
-    axe_rules: Counter[str] = Counter()  # every finding, also below serious, for the summary
+    # Every finding, also below serious, for the summary: "rule (impact)" -> pages.
+    axe_rules: defaultdict[str, set[str]] = defaultdict(set)
     seen: dict[str, int] = {}
     for endpoint, path in pages:
         if role != "anonymous" and endpoint in ANONYMOUS_PAGES and not ALL_PAGES:
@@ -227,6 +228,9 @@ def test_every_page(
             if response.status >= 500:
                 failures.append(f"{where}: HTTP {response.status}")
                 break
+            lang = page.get_attribute("html", "lang")
+            if lang != "de":
+                failures.append(f"{where}: not in German (<html lang={lang!r}>)")
             transfers = page_transfers(page)
             total = weight(transfers)
             rows.append(
@@ -252,7 +256,7 @@ def test_every_page(
                 print(f"note: {where}: {url} came without gzip")
             found = run_axe(page)
             for v in found:
-                axe_rules[f"{v['id']} ({v['impact']})"] += 1
+                axe_rules[f"{v['id']} ({v['impact']})"].add(name)
             bad = serious(found)
             if bad:
                 failures.append(
@@ -280,8 +284,10 @@ def test_every_page(
         )
     if axe_rules:
         print(
-            f"-- axe findings for {role} (rule, impact: page views): "
-            + "; ".join(f"{rule}: {n}" for rule, n in sorted(axe_rules.items()))
+            f"-- axe findings below serious for {role}: "
+            + "; ".join(
+                f"{rule} on {', '.join(sorted(on))}" for rule, on in sorted(axe_rules.items())
+            )
         )
     if refused:
         print(

@@ -39,11 +39,6 @@ OFFER_TITLE = "10 % Ermäßigung im Erlebnispark"
 CHECK_CHAR_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXY"
 
 
-def text(page: Any) -> str:
-    """What the person sees in the main area of the page."""
-    return page.locator("main").inner_text()
-
-
 def audit(page: Any, name: str) -> None:
     """A state the every-page test cannot reach by GET: screenshot it and run axe on it."""
     folder = SCREENSHOTS / "journey"
@@ -124,6 +119,7 @@ def test_journey(
     # ---- 1. The family registers ---------------------------------------------------------------
     family_ctx = browser.new_context(locale="de-DE", viewport={"width": 360, "height": 740})
     family = family_ctx.new_page()
+    requests = RequestLog().attach(family)
     family.goto(live("/"))
     family.get_by_role("navigation", name="Hauptmenü").get_by_role(
         "link", name="Registrieren"
@@ -185,9 +181,10 @@ def test_journey(
     # ---- 4. Staff log in, open the queue and approve -----------------------------------------
     staff_ctx = browser.new_context(locale="de-DE", viewport={"width": 1280, "height": 800})
     staff = staff_ctx.new_page()
+    requests.attach(staff)
     login(staff, live, STAFF_EMAIL)
-    staff.goto(live("/verwaltung/antraege/"))
-    see(staff, "Anträge")
+    staff_menu(staff, live, "Anträge")
+    see(staff, "Anträge, älteste zuerst")
     staff.get_by_role("link", name="Anna Müller-Lüdenscheidt, Jörg Müller").click()
     see(staff, "In Prüfung", "Am Possen 4", "Mia")
     staff.get_by_role("button", name="Genehmigen und Pass ausstellen").click()
@@ -229,7 +226,7 @@ def test_journey(
     camera = browser_with_camera(qr_video(tmp_path / "pass.y4m", qr_png))
     provider_ctx = camera.new_context(locale="de-DE", viewport={"width": 360, "height": 740})
     provider = provider_ctx.new_page()
-    requests = RequestLog().attach(provider)
+    requests.attach(provider)
     login(provider, live, PROVIDER_EMAIL)
     timing = scan(provider, live)
     expect(provider.get_by_role("heading", name="GÜLTIG")).to_be_visible()
@@ -268,12 +265,12 @@ def test_journey(
     assert cells[3:5] == ["1", "2"], cells
 
     # ---- 8. Staff see it in the statistics: 4 earlier + this one = 5 (below 5 shows "<5") ----
-    staff.goto(live("/verwaltung/statistik/"))
+    staff_menu(staff, live, "Statistik")
     figure = staff.locator(".stat").filter(has_text="Einlösungen im Jahr")
     expect(figure.locator(".stat-value")).to_have_text("5")
 
     # ---- 9. Staff revoke the pass ------------------------------------------------------------
-    staff.goto(live("/verwaltung/paesse/"))
+    staff_menu(staff, live, "Pässe")
     staff.get_by_label("Passnummer, Name oder Postleitzahl").fill(number)
     staff.get_by_role("button", name="Suchen").click()
     staff.get_by_role("link", name=number).click()
@@ -309,7 +306,7 @@ def test_journey(
     see(provider, "gesperrt")
     assert len(posts) == 1, posts
 
-    assert requests.foreign == [], requests.foreign
+    assert requests.foreign == [], f"requests left 127.0.0.1: {requests.foreign}"
     print(
         "\nscan timing (fake camera, headless Chromium): first frame -> code decoded "
         f"{timing['decoded']:.0f} ms; first frame -> result shown {timing['shown']:.0f} ms; "
@@ -317,6 +314,13 @@ def test_journey(
     )
     for ctx in (family_ctx, staff_ctx, provider_ctx):
         ctx.close()
+
+
+def staff_menu(page: Any, live: LiveServer, item: str) -> None:
+    """Open an area of the staff pages through the menu on the staff overview."""
+    page.goto(live("/verwaltung/"))
+    menu = page.get_by_role("navigation", name="Verwaltung", exact=True)
+    menu.get_by_role("link", name=item, exact=True).click()
 
 
 def scan(page: Any, live: LiveServer) -> dict[str, float]:
