@@ -17,14 +17,17 @@ from gunicorn import glogging
 # Where the load balancer connects. Bind to the private interface, not the internet.
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 
-# Sync workers: each request is short (a check is a few milliseconds of CPU and one or two
-# queries), so processes, not threads, use the cores. 2 per core + 1 is gunicorn's own advice.
+# Threaded workers ("gthread"), two threads each, and 2 per core + 1 processes (gunicorn's advice).
+# A request is a few milliseconds of CPU plus waits for PostgreSQL and Redis; a second thread uses
+# those waits. Threaded workers also keep the balancer's connections alive, and their heartbeat does
+# not depend on the request: a CSV export of a big provider's year (tens of seconds at state scale,
+# streamed) is not killed by `timeout`, which a sync worker would do mid-download.
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 
-# A request that takes longer than this is killed and logged: a stuck database must not hold a
-# worker for minutes. CSV exports stream, so they send data long before this runs out.
+# A worker whose main loop hangs this long is restarted. (A stuck query is bounded in PostgreSQL:
+# ALTER ROLE kyffikus SET statement_timeout = '30s', see the README's deployment section.)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 # The load balancer keeps connections open between requests.

@@ -38,6 +38,8 @@ import psycopg  # noqa: E402
 from psycopg.types.json import Json  # noqa: E402
 from sqlalchemy import JSON, Table  # noqa: E402
 
+from kyffikus.models.base import berlin_today  # noqa: E402
+
 DEFAULT_SERVER = os.environ.get("KYFFIKUS_BENCH_SERVER", "postgresql://postgres@127.0.0.1")
 BENCH_PASSWORD = "Kyffikus-Bench-Passwort-2026"  # noqa: S105 - a bench-only account, never production
 # Matches the API's token shape (kyf_ + URL-safe characters); known so the load generator can send it.
@@ -47,7 +49,8 @@ STAFF_EMAIL = "verwaltung@bench.example"
 FAMILY_EMAIL = "familie{n}@bench.example"
 MARKER_KEY = "bench.generated"
 
-TODAY = date.today()
+# The district's day (Europe/Berlin), as the app's checks and statistics count days.
+TODAY = berlin_today()
 EDITION_START = date(TODAY.year, 1, 1)
 SEED = 20261130
 

@@ -1,15 +1,21 @@
 #!/usr/bin/env python
 """`make bench`: serve Kyffikus with gunicorn on a generated data set and measure it against its floor.
 
-    .venv/bin/python bench/run.py --scale district            # about 3 minutes
-    .venv/bin/python bench/run.py --scale both --duration 10  # about 10 minutes with generation
+    make bench                                                # both scales, about 7 minutes
+                                                              # (+ 3 minutes to generate the state)
+    .venv/bin/python bench/run.py --scale district --duration 5
+    .venv/bin/python bench/run.py --scale state --explain-only   # the plans, no load
+    .venv/bin/python bench/run.py --priority                  # on a shared machine (root)
 
-For each scale it (re)uses the data set from bench/generate.py, starts gunicorn (2 workers, the
+For each scale it (re)uses the data set from bench/generate.py (made again when it is not from
+today or the schema changed), starts gunicorn (2 workers, the
 project's gunicorn.conf.py, production settings over http, rate limiting on with raised limits, in
 Redis when one answers on 127.0.0.1:6379, else in memory) and drives it from a second process with
 wrk (Debian's package; installed when missing and we are root; otherwise a small threaded Python
 client stands in and says so). Every throughput figure is also given as a ratio to the floor
-(GET /bench/floor: a short text through the same app and middleware) measured in the same run.
+(GET /bench/floor: a short text through the same app and middleware) measured between every two
+targets in the same run, and the CPU time per request of the workers, their PostgreSQL backends and
+Redis is reported beside it (robust when other work shares the machine).
 
 It prints tables of figures and asserts nothing about time: the figures go into the README.
 """
@@ -98,6 +104,7 @@ class Load:
         None  # CPU per request: gunicorn workers + their PostgreSQL backends + Redis
     )
     floor_cpu_ms: float | None = None
+    cpu_split: dict[str, float] = field(default_factory=dict)  # app, db, redis
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -141,7 +148,7 @@ class Driver:
         workdir: Path,
         *,
         python_client: bool = False,
-        cpu_pids: Callable[[], list[int]] | None = None,
+        cpu_pids: Callable[[], dict[str, list[int]]] | None = None,
     ) -> None:
         self.base_url = base_url
         self.workdir = workdir
@@ -163,18 +170,22 @@ class Driver:
         load.connections = connections
         if self.wrk:
             self._wrk(script, env, warmup, connections)
-            pids = self.cpu_pids() if self.cpu_pids else []
-            cpu_before = {pid: cpu_seconds(pid) for pid in pids}
+            groups = self.cpu_pids() if self.cpu_pids else {}
+            cpu_before = {pid: cpu_seconds(pid) for pids in groups.values() for pid in pids}
             output = self._wrk(script, env, duration, connections)
-            used = sum(max(0.0, cpu_seconds(pid) - cpu_before[pid]) for pid in pids)
+            used = {
+                group: sum(max(0.0, cpu_seconds(pid) - cpu_before[pid]) for pid in pids)
+                for group, pids in groups.items()
+            }
             parsed = parse_wrk(output)
             load.rps = parsed.get("rps", 0.0)
             load.p50_ms = parsed.get("p50", float("nan"))
             load.p99_ms = parsed.get("p99", float("nan"))
             load.requests = int(parsed.get("requests", 0))
             load.errors = int(parsed.get("errors", 0))
-            if pids and load.requests:
-                load.cpu_ms = used * 1000 / load.requests
+            if groups and load.requests:
+                load.cpu_ms = sum(used.values()) * 1000 / load.requests
+                load.cpu_split = {g: v * 1000 / load.requests for g, v in used.items()}
         else:
             self._python(load, script, env, warmup, connections)
             self._python(load, script, env, duration, connections)
@@ -322,7 +333,11 @@ def redis_answers() -> bool:
 
 
 def server_env(
-    db_url: str, port: int, storage: str, worker_class: str | None = None
+    db_url: str,
+    port: int,
+    storage: str,
+    worker_class: str | None = None,
+    threads: int | None = None,
 ) -> dict[str, str]:
     """Production settings over plain http, with the floor route and raised rate limits."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KYFFIKUS_", "GUNICORN_"))}
@@ -344,13 +359,14 @@ def server_env(
             "GUNICORN_ACCESS_LOG": "off",
             # A worker restart would reset its peak memory (VmHWM) in the middle of the run.
             "GUNICORN_MAX_REQUESTS": "0",
-            "GUNICORN_TIMEOUT": "120",
         }
     )
     if storage != "memory://":
         env["KYFFIKUS_RATELIMIT_STORAGE_URL"] = storage
     if worker_class:
         env["GUNICORN_WORKER_CLASS"] = worker_class
+    if threads:
+        env["GUNICORN_THREADS"] = str(threads)
     return env
 
 
@@ -437,19 +453,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def serving_pids(server: Server, db_url: str) -> list[int]:
-    """The processes that do the work of a request: workers, their PostgreSQL backends, Redis."""
+def serving_pids(server: Server, db_url: str) -> dict[str, list[int]]:
+    """The processes that do a request's work: the workers, their PostgreSQL backends, Redis."""
     import psycopg
 
-    pids = list(server.workers())
+    groups: dict[str, list[int]] = {"app": list(server.workers()), "db": [], "redis": []}
     with contextlib.suppress(psycopg.Error), psycopg.connect(db_url, connect_timeout=3) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchall()
-        pids.extend(int(r[0]) for r in rows)
+        groups["db"] = [int(r[0]) for r in rows]
     done = subprocess.run(["pidof", "redis-server"], capture_output=True, text=True, check=False)
-    pids.extend(int(p) for p in done.stdout.split())
-    return pids
+    groups["redis"] = [int(p) for p in done.stdout.split()]
+    return groups
 
 
 def proc_status_kib(pid: int, key: str) -> int:
@@ -814,7 +830,7 @@ def bench_scale(scale: str, args: argparse.Namespace, storage: str) -> ScaleResu
     db_url = generate.database_url(scale, args.server)
     fixtures = load_fixtures(db_url)
     port = free_port()
-    env = server_env(db_url, port, storage, args.worker_class)
+    env = server_env(db_url, port, storage, args.worker_class, args.threads)
     app = inprocess_app(env)
     workdir = Path(tempfile.mkdtemp(prefix=f"kyffikus-bench-{scale}-"))
     log_path = workdir / "gunicorn.log"
@@ -1042,6 +1058,14 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _cpu(load: Load) -> str:
+    if not load.cpu_ms:
+        return "–"
+    split = load.cpu_split
+    parts = " + ".join(f"{split.get(k, 0.0):.2f}" for k in ("app", "db", "redis"))
+    return f"{load.cpu_ms:.2f} ({parts})"
+
+
 def print_scale(result: ScaleResult) -> None:
     """The tables of one scale, in Markdown (they go into the README as they are)."""
     floors = [load.rps for load in result.loads if load.name == "floor"]
@@ -1063,7 +1087,7 @@ def print_scale(result: ScaleResult) -> None:
     log()
     log(
         "| route | req/s | floor around it | ratio to floor | goal | p50 ms | p99 ms | requests | errors "
-        "| CPU ms/req | CPU ratio |"
+        "| CPU ms/req (app + db + redis) | CPU ratio |"
     )
     log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for load in result.loads:
@@ -1079,7 +1103,7 @@ def print_scale(result: ScaleResult) -> None:
         cpu_ratio = load.floor_cpu_ms / load.cpu_ms if load.cpu_ms and load.floor_cpu_ms else None
         log(f"| {load.label} | {_fmt(load.rps, 0)} | {_fmt(local, 0)} | {_fmt(ratio, 2)}{met} | {goal} | "
             f"{_fmt(load.p50_ms, 2)} | {_fmt(load.p99_ms, 2)} | {load.requests:,} | {load.errors} | "
-            f"{_fmt(load.cpu_ms, 2)} | {_fmt(cpu_ratio, 2)} |")  # fmt: skip
+            f"{_cpu(load)} | {_fmt(cpu_ratio, 2)} |")  # fmt: skip
     floor_loads = [load for load in result.loads if load.name == "floor"]
     if floor_loads:
         p50 = statistics.median(x.p50_ms for x in floor_loads)
@@ -1092,7 +1116,7 @@ def print_scale(result: ScaleResult) -> None:
     if result.check_latency:
         lat = result.check_latency
         log(f"| {lat.label} | {_fmt(lat.rps, 0)} | | | | {_fmt(lat.p50_ms, 2)} | {_fmt(lat.p99_ms, 2)} | "
-            f"{lat.requests:,} | {lat.errors} | {_fmt(lat.cpu_ms, 2)} | |")  # fmt: skip
+            f"{lat.requests:,} | {lat.errors} | {_cpu(lat)} | |")  # fmt: skip
     log()
     if result.dashboard_ms:
         cold, warm = result.dashboard_ms[0], result.dashboard_ms[1:]
@@ -1147,9 +1171,17 @@ def print_comparison(results: list[ScaleResult]) -> None:
             log(
                 f"| {label} | {_fmt(a, 2)} | {_fmt(b, 2)} | {_fmt(b / a if a else None, 2)} | ≤ 1.2 |"
             )
+        a, b = d.check_latency.cpu_ms, s.check_latency.cpu_ms
+        if a and b:
+            log(
+                f"| check CPU ms per request (1 connection) | {a:.2f} | {b:.2f} | {b / a:.2f} | ≤ 1.2 |"
+            )
     for name in ("check_api", "check_page", "directory", "qr_304"):
         a_load = next((x for x in d.loads if x.name == name), None)
         b_load = next((x for x in s.loads if x.name == name), None)
+        if a_load and b_load and a_load.cpu_ms and b_load.cpu_ms:
+            log(f"| {a_load.label} CPU ms/req | {a_load.cpu_ms:.2f} | {b_load.cpu_ms:.2f} | "
+                f"{b_load.cpu_ms / a_load.cpu_ms:.2f} | |")  # fmt: skip
         if a_load and b_load:
             log(f"| {a_load.label} req/s | {_fmt(a_load.rps, 0)} | {_fmt(b_load.rps, 0)} | "
                 f"{_fmt(b_load.rps / a_load.rps if a_load.rps else None, 2)} | |")  # fmt: skip
@@ -1185,7 +1217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Kyffikus benchmark (prints figures, asserts nothing)."
     )
-    parser.add_argument("--scale", choices=("district", "state", "both"), default="district")
+    parser.add_argument("--scale", choices=("district", "state", "both"), default="both")
     parser.add_argument(
         "--duration", type=float, default=10.0, help="seconds per measured load (default 10)"
     )
@@ -1212,6 +1244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--worker-class", default=None, help="gunicorn worker class (default: gunicorn.conf.py's)"
     )
+    parser.add_argument("--threads", type=int, default=None, help="threads per gthread worker")
     parser.add_argument(
         "--memory-limits", action="store_true", help="rate limits in memory even if Redis answers"
     )

@@ -44,20 +44,35 @@ class CheckForm(FlaskForm):
     )
 
 
+class CountField(IntegerField):
+    """An integer field that refuses absurdly long numbers before any validator sees them.
+
+    WTForms' NumberRange calls math.isnan(), which raises OverflowError for an int beyond a float
+    (a posted "9999…" of 309 digits): that must be a form error, not a 500.
+    """
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        """Parse the number; more than nine characters is no count or id of ours."""
+        if valuelist and len(str(valuelist[0]).strip()) > 9:
+            self.data = None
+            raise ValueError(_l("Bitte geben Sie eine ganze Zahl an."))
+        super().process_formdata(valuelist)
+
+
 class RedeemForm(FlaskForm):
     """Record a redemption of one offer for the checked pass."""
 
     code = HiddenField(validators=[DataRequired(), Length(max=MAX_CODE_LENGTH)])
-    offer_id = IntegerField(widget=HiddenInput(), validators=[InputRequired()])
+    offer_id = CountField(widget=HiddenInput(), validators=[InputRequired()])
     idempotency_key = HiddenField(validators=[DataRequired(), Length(min=8, max=100)])
-    adults = IntegerField(
+    adults = CountField(
         _l("Erwachsene"),
         validators=[
             InputRequired(_l("Bitte geben Sie die Zahl der Erwachsenen an.")),
             NumberRange(min=0, max=2, message=_l("Bitte wählen Sie 0 bis 2 Erwachsene.")),
         ],
     )
-    children = IntegerField(
+    children = CountField(
         _l("Kinder"),
         validators=[
             InputRequired(_l("Bitte geben Sie die Zahl der Kinder an.")),

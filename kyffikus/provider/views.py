@@ -202,6 +202,8 @@ def history() -> Any:
     form, filters, _offers = _history_filters()
     page = db.paginate(
         redemptions.history_select(provider.id, filters),
+        # Bounded: a huge ?page= would overflow the database's OFFSET.
+        page=max(1, min(request.args.get("page", 1, type=int) or 1, 100_000)),
         per_page=HISTORY_PAGE_SIZE,
         max_per_page=100,
         error_out=False,

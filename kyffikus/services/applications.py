@@ -12,13 +12,13 @@ import logging
 import smtplib
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app, url_for
 from flask_babel import format_date
 from flask_babel import gettext as _
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 
 from kyffikus.extensions import db
 from kyffikus.models.base import berlin_today, utcnow
@@ -145,9 +145,9 @@ def locality_choices() -> dict[str, list[tuple[str, str]]]:
 def resolve_locality(choice: str | None) -> Locality | OutsideLocality | None:
     """The locality a <select> value names, or None when it names none."""
     choice = (choice or "").strip()
-    if choice.startswith(OUTSIDE_PREFIX) and choice[1:].isdigit() and len(choice) < 12:
+    if choice.startswith(OUTSIDE_PREFIX) and choice[1:].isdecimal() and len(choice) < 12:
         return db.session.get(OutsideLocality, int(choice[1:]))
-    if choice.isdigit() and len(choice) < 12:
+    if choice.isdecimal() and len(choice) < 12:
         return db.session.get(Locality, int(choice))
     return None
 
@@ -495,6 +495,38 @@ def review_query(
         cutoff = utcnow() - timedelta(days=older_than_days)
         query = query.where(Application.submitted_at <= cutoff)
     return query.order_by(Application.submitted_at.asc().nulls_last(), Application.id.asc())
+
+
+QUEUE_STATUSES = ("submitted", "approved", "rejected", "withdrawn")
+
+
+@dataclass
+class QueueSummary:
+    """Applications by status (drafts left out) and how long the oldest open one has waited."""
+
+    counts: dict[str, int]
+    oldest_waiting_days: int | None
+
+
+def queue_summary() -> QueueSummary:
+    """Count applications by status in one grouped query, for the top of the staff queue."""
+    rows = db.session.execute(
+        select(Application.status, func.count(), func.min(Application.submitted_at))
+        .where(Application.status != "draft")
+        .group_by(Application.status)
+    ).all()
+    counts = dict.fromkeys(QUEUE_STATUSES, 0)
+    oldest = None
+    for status, count, first in rows:
+        counts[status] = int(count)
+        if status == "submitted":
+            oldest = first
+    return QueueSummary(counts, waiting_days(oldest) if oldest is not None else None)
+
+
+def waiting_days(submitted_at: datetime) -> int:
+    """Whole days since an application was submitted."""
+    return max(0, (utcnow() - submitted_at).days)
 
 
 def pass_of(application: Application) -> Pass | None:

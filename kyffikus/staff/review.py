@@ -33,8 +33,10 @@ from kyffikus.services.applications import (
     locality_choices,
     notify_decision,
     pass_of,
+    queue_summary,
     reject_application,
     review_query,
+    waiting_days,
 )
 from kyffikus.services.audit import record
 from kyffikus.web import no_store
@@ -78,7 +80,7 @@ class CounterForm(HouseholdForm):
 
 def _int_arg(name: str) -> int | None:
     value = request.args.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 10 else None
+    return int(value) if value.isdecimal() and len(value) < 10 else None
 
 
 @bp.get("/")
@@ -117,6 +119,8 @@ def queue() -> str:
         older=older,
         localities=localities,
         age_filters=AGE_FILTERS,
+        summary=queue_summary(),
+        waiting_days=waiting_days,
     )
 
 

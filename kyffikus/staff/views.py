@@ -73,6 +73,13 @@ from kyffikus.web import no_store, safe_next
 bp = Blueprint("staff", __name__)
 
 PAGE_SIZE = 50
+# More pages than any list has; a bigger ?page= would overflow the database's OFFSET.
+MAX_PAGE = 100_000
+
+
+def _page_number() -> int:
+    """The ?page= argument as a page from 1 to MAX_PAGE; anything else is page 1."""
+    return max(1, min(request.args.get("page", 1, type=int) or 1, MAX_PAGE))
 
 
 @bp.app_template_global("has_endpoint")
@@ -225,7 +232,7 @@ def providers() -> str:
         statement = statement.where(Provider.published.is_(True))
     elif state == "verborgen":
         statement = statement.where(Provider.published.is_(False))
-    page = db.paginate(statement, per_page=PAGE_SIZE, error_out=False)
+    page = db.paginate(statement, page=_page_number(), per_page=PAGE_SIZE, error_out=False)
     return render_template("staff/providers.html", page=page, q=q, state=state)
 
 
@@ -407,7 +414,7 @@ def offers() -> str:
     editions = db.session.scalars(select(Edition).order_by(Edition.number.desc())).all()
     edition = None
     raw_edition = request.args.get("auflage", "")
-    if raw_edition.isdigit():
+    if raw_edition.isdecimal() and len(raw_edition) <= 9:
         edition = next((e for e in editions if e.number == int(raw_edition)), None)
     if edition is None:
         edition = catalogue.current_edition(berlin_today())
@@ -437,7 +444,7 @@ def offers() -> str:
             statement = statement.where(Offer.published.is_(True))
         elif state == "entwurf":
             statement = statement.where(Offer.published.is_(False))
-        page = db.paginate(statement, per_page=PAGE_SIZE, error_out=False)
+        page = db.paginate(statement, page=_page_number(), per_page=PAGE_SIZE, error_out=False)
     return render_template(
         "staff/offers.html", page=page, editions=editions, edition=edition, q=q, state=state
     )
@@ -787,7 +794,7 @@ def locality_edit(locality_id: int | None = None) -> Any:
         SelectChoice(m.id, m.name)  # type: ignore[arg-type]
         for m in db.session.scalars(select(Municipality).order_by(Municipality.name))
     ]
-    if request.method == "GET" and current is None and request.args.get("gemeinde", "").isdigit():
+    if request.method == "GET" and current is None and request.args.get("gemeinde", "").isdecimal() and len(request.args["gemeinde"]) <= 9:
         form.municipality_id.data = int(request.args["gemeinde"])
     if form.validate_on_submit():
         try:
@@ -917,7 +924,7 @@ def export_offers() -> Response:
     edition = None
     raw = request.args.get("auflage", "")
     if raw:
-        if not raw.isdigit() or len(raw) > 9:
+        if not raw.isdecimal() or len(raw) > 9:
             abort(400, _("Die Auflage ist eine Nummer."))
         edition = db.session.scalars(select(Edition).where(Edition.number == int(raw))).first()
         if edition is None:
@@ -939,7 +946,7 @@ def users() -> str:
     role = form.role.data if form.role.data in ROLE_LABELS else None
     state = {"active": True, "inactive": False}.get(form.state.data or "")
     statement = users_admin.search_users(q, role, state).options(selectinload(User.provider))
-    page = db.paginate(statement, per_page=PAGE_SIZE, error_out=False)
+    page = db.paginate(statement, page=_page_number(), per_page=PAGE_SIZE, error_out=False)
     return render_template("staff/users.html", form=form, page=page)
 
 
@@ -954,7 +961,7 @@ def user_invite() -> Any:
     form.provider_id.choices = _choices_providers(_("– kein Anbieter –"))
     if request.method == "GET":
         form.role.data = "provider"
-        if request.args.get("anbieter", "").isdigit():
+        if request.args.get("anbieter", "").isdecimal() and len(request.args["anbieter"]) <= 9:
             form.provider_id.data = int(request.args["anbieter"])
     if form.validate_on_submit():
         provider = (

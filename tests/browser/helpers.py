@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,18 +16,6 @@ LOCAL_HOSTS = frozenset({"127.0.0.1"})
 
 
 # ---- the fake camera ----------------------------------------------------------------------------
-
-
-def qr_image(text: str, box_size: int = 10) -> Image.Image:
-    """A black-on-white QR code of the text (qrcode package), as a greyscale image."""
-    import qrcode
-
-    code = qrcode.QRCode(
-        error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=box_size, border=4
-    )
-    code.add_data(text)
-    code.make(fit=True)
-    return code.make_image(fill_color="black", back_color="white").get_image().convert("L")
 
 
 def camera_frame(
@@ -72,15 +61,11 @@ def qr_video(path: Path, code: Image.Image, count: int = 20) -> Path:
 
 # ---- axe ----------------------------------------------------------------------------------------
 
-_AXE_SOURCE: str | None = None
 
-
+@cache
 def axe_source() -> str:
     """The vendored axe-core, read once."""
-    global _AXE_SOURCE
-    if _AXE_SOURCE is None:
-        _AXE_SOURCE = AXE_JS.read_text(encoding="utf-8")
-    return _AXE_SOURCE
+    return AXE_JS.read_text(encoding="utf-8")
 
 
 def run_axe(page: Any) -> list[dict[str, Any]]:

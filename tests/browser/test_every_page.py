@@ -9,7 +9,9 @@ and 1280x800, in German:
 - the page with everything it loads weighs under 150 KB on the wire (gzip; the browser cache is
   off, so each page pays for its own CSS and JavaScript).
 Pages for everyone (directory, privacy, the links from e-mails) are audited for the anonymous
-visitor; a logged-in role sees them with a different header menu only (ANONYMOUS_PAGES).
+visitor; a logged-in role sees them with a different header menu only (ANONYMOUS_PAGES). The
+admin gets the pages it shares with staff at 1280x800 only. KYFFIKUS_BROWSER_ALL_PAGES=1 audits
+everything for everyone, at both sizes.
 Pages that answer 403 or 404 for a role, or redirect (login required, another page), are skipped
 for that role: who may see what is the authorization matrix's business. Downloads (PDF, CSV,
 images, JSON) are not pages; their own tests check them.
@@ -28,7 +30,6 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import SCREENSHOTS, LiveServer
 from tests.browser.helpers import (
     RequestLog,
     describe_violations,
@@ -40,6 +41,7 @@ from tests.browser.helpers import (
     uncompressed_text,
     weight,
 )
+from tests.browser.live import SCREENSHOTS, LiveServer
 
 ROLES = ("anonymous", "family", "provider", "staff", "admin")
 VIEWPORTS = ((360, 740), (1280, 800))
@@ -172,11 +174,20 @@ class Row:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_every_page(
-    role: str, live_server: LiveServer, browser: Any, role_state: Callable[[str], Path | None]
+    role: str,
+    live_server: LiveServer,
+    browser: Any,
+    playwright: Any,
+    role_state: Callable[[str], Path | None],
 ) -> None:
     """Every page this role can open: screenshot, 0 serious axe findings, local only, < 150 KB."""
     started = time.monotonic()
     pages, left_out = page_urls(live_server)
+    # An admin sees the staff pages with the same templates; those were checked at both sizes for
+    # staff, so the admin gets them at the desktop size only (and its own pages at both sizes).
+    as_staff = None
+    if role == "admin" and not ALL_PAGES:
+        as_staff = playwright.request.new_context(storage_state=role_state("staff"))
     context = browser.new_context(
         storage_state=role_state(role), locale="de-DE", extra_http_headers={"Accept-Language": "de"}
     )
@@ -219,7 +230,10 @@ def test_every_page(
             continue
         seen[endpoint] = seen.get(endpoint, 0) + 1
         name = endpoint if seen[endpoint] == 1 else f"{endpoint}-{seen[endpoint]}"
-        for width, height in VIEWPORTS:
+        viewports = VIEWPORTS
+        if as_staff is not None and as_staff.get(live_server(path), max_redirects=0).status == 200:
+            viewports = VIEWPORTS[1:]
+        for width, height in viewports:
             page.set_viewport_size({"width": width, "height": height})
             console_errors.clear()
             response = page.goto(live_server(path), wait_until="load")
@@ -267,6 +281,8 @@ def test_every_page(
             if console_errors:
                 print(f"note: {where}: console errors: {console_errors}")
     context.close()
+    if as_staff is not None:
+        as_staff.dispose()
     # Request events arrive asynchronously, so the whole run's log is checked once at the end.
     if log.foreign:
         failures.append(f"{role}: requests left 127.0.0.1: {sorted(set(log.foreign))}")

@@ -22,7 +22,8 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.conftest import (
+from tests.browser.helpers import RequestLog, describe_violations, qr_video, run_axe, serious
+from tests.browser.live import (
     PASSWORD,
     PROVIDER_EMAIL,
     SCREENSHOTS,
@@ -30,7 +31,6 @@ from tests.browser.conftest import (
     LiveServer,
     login,
 )
-from tests.browser.helpers import RequestLog, describe_violations, qr_video, run_axe, serious
 
 FAMILY = "familie.journey@example.org"
 ADULTS = [("Anna", "Müller-Lüdenscheidt"), ("Jörg", "Müller")]

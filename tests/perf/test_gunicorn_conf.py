@@ -47,7 +47,10 @@ def test_access_log_has_no_query_string_address_referrer_or_agent(
         # Fixed values: xdist workers must collect identical test ids.
         ("/v/EbDaDcy7oG_oeFQs5jPupGLlEJ3wy9Vh", "/v/…"),
         ("/anbieter/pruefen/7KQ3-M9XA-2B", "/anbieter/pruefen/…"),
-        ("/konto/passwort-neu/lSmAi3MnXA8CUMqgUDOz6N-1Z9_YZXxjW4WzMUNsUJ8", "/konto/passwort-neu/…"),
+        (
+            "/konto/passwort-neu/lSmAi3MnXA8CUMqgUDOz6N-1Z9_YZXxjW4WzMUNsUJ8",
+            "/konto/passwort-neu/…",
+        ),
         (
             "/anbieter-verzeichnis/schwimmbad-sondershausen",
             "/anbieter-verzeichnis/schwimmbad-sondershausen",

@@ -41,7 +41,9 @@ FAMILY_A = {
 }
 
 _WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
-_TABLE = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?([A-Za-z_][A-Za-z0-9_]*)", re.I)
+_TABLE = re.compile(
+    r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?([A-Za-z_][A-Za-z0-9_]*)", re.I
+)
 
 
 @dataclass
@@ -98,13 +100,18 @@ def world(
 
     a = FAMILY_A
     household_a = make_family(
-        adults=a["adults"], children=[born for _n, born in a["children"]], email=a["email"],
+        adults=a["adults"],
+        children=[born for _n, born in a["children"]],
+        email=a["email"],
         street=a["street"],
     )
     for child, (first, _born) in zip(household_a.children, a["children"], strict=True):
         child.first_name = first
     application_a = Application(
-        household=household_a, status="approved", submitted_at=utcnow(), decided_at=utcnow(),
+        household=household_a,
+        status="approved",
+        submitted_at=utcnow(),
+        decided_at=utcnow(),
         eligible=True,
     )
     db.session.add(application_a)
@@ -115,7 +122,10 @@ def world(
 
     household_b = make_family(adults=[("Berta", "Brenner")], email="berta.brenner@example.de")
     application_b = Application(
-        household=household_b, status="submitted", submitted_at=utcnow(), eligible=True,
+        household=household_b,
+        status="submitted",
+        submitted_at=utcnow(),
+        eligible=True,
         consent_at=utcnow(),
     )
     db.session.add(application_b)
@@ -146,8 +156,12 @@ def world(
     unconfirmed = make_user("family", email="neu.unbestaetigt@example.de", confirmed=False)
     w.confirm_token = issue_token(unconfirmed, "confirm")
     w.reset_token = issue_token(make_user("family", email="vergesslich@example.de"), "reset")
-    invited = make_user("provider", email="eingeladen@example.org",
-                        provider=users["provider_x"].provider, confirmed=False)
+    invited = make_user(
+        "provider",
+        email="eingeladen@example.org",
+        provider=users["provider_x"].provider,
+        confirmed=False,
+    )
     invited.password_hash = None
     w.invite_token = issue_token(invited, "invite")
 

@@ -75,8 +75,13 @@ class _Parser(HTMLParser):
             kind = a.get("type", "text").lower()
             if kind in ("checkbox", "radio") and "checked" not in a:
                 kind = "checkbox-off"
-            self.form.fields.append(Field(a["name"], kind, a.get("value", "on" if kind.startswith(
-                ("checkbox", "radio")) else "")))
+            self.form.fields.append(
+                Field(
+                    a["name"],
+                    kind,
+                    a.get("value", "on" if kind.startswith(("checkbox", "radio")) else ""),
+                )
+            )
         elif tag == "textarea":
             self.textarea = Field(a["name"], "textarea")
             self.form.fields.append(self.textarea)

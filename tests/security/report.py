@@ -55,7 +55,9 @@ def markdown(figures: list[dict[str, Any]]) -> str:
         )
     stamp = max((f.get("recorded_at", "") for f in figures), default="")
     lines.append("")
-    lines.append(f"Generated from the test run (latest figure {stamp}) by tests/security/report.py.")
+    lines.append(
+        f"Generated from the test run (latest figure {stamp}) by tests/security/report.py."
+    )
     return "\n".join(lines) + "\n"
 
 

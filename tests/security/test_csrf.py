@@ -155,9 +155,7 @@ def test_no_get_route_changes_the_database(app: Flask, world: World) -> None:
             if response.status_code >= 500:
                 errors += 1
                 failures.append(f"GET {path} as {role}: {response.status_code}")
-            other = [
-                t for t in writes.tables if t not in CACHE_TABLES and t != "audit_entry"
-            ]
+            other = [t for t in writes.tables if t not in CACHE_TABLES and t != "audit_entry"]
             if other:
                 failures.append(f"GET {path} as {role}: wrote to {other}")
             for action in new_actions:

@@ -10,15 +10,18 @@ Examples per form: KYFFIKUS_FUZZ_EXAMPLES (default 30); deadline off so CI stays
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import os
 import string
+import traceback
 from collections import Counter
 from datetime import date
 from typing import Any
 
 from flask import Flask
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from kyffikus.services import checks, passnumber
@@ -58,7 +61,7 @@ MIXED_SCRIPTS = [
 ]
 INJECTIONS = [
     "' OR 1=1 --",
-    "\"; DROP TABLE pass; --",
+    '"; DROP TABLE pass; --',
     "<script>alert(1)</script>",
     "{{7*7}}{% raw %}",
     "%s%s%n%x",
@@ -77,6 +80,17 @@ INJECTIONS = [
     "//evil.example/",
     "a@b",
     "x" * 257,
+]
+# The same value in every field of every form, each run: NUL, control characters, an integer
+# beyond a float (WTForms' NumberRange once crashed on it), 100,000 characters, mixed scripts.
+NASTY = [
+    "\x00",
+    "\x01\x1b[31m\x7f\u2028",
+    "9" * 400,
+    "-" + "9" * 400,
+    "ä" * 100_000,
+    "".join(MIXED_SCRIPTS),
+    "<script>alert(1)</script>' OR 1=1 --",
 ]
 _ANY = st.characters(codec="utf-8")
 _CONTROL = st.characters(categories=["Cc", "Cf", "Zl", "Zp", "Zs"], codec="utf-8")
@@ -144,8 +158,9 @@ def test_every_swap_of_two_neighbours_is_caught(number: str, where: int) -> None
 
 # ---- the check's code parser ------------------------------------------------------------------------
 
-_TOKENS = st.text(st.sampled_from(string.ascii_letters + string.digits + "-_"), min_size=32,
-                  max_size=32)
+_TOKENS = st.text(
+    st.sampled_from(string.ascii_letters + string.digits + "-_"), min_size=32, max_size=32
+)
 
 
 @QUICK
@@ -163,8 +178,11 @@ def test_code_parser_never_fails(code: Any, token_only: bool) -> None:
 
 
 @QUICK
-@given(_TOKENS, st.sampled_from(["https://familienpass.example", "http://localhost", ""]),
-       st.sampled_from(["", "?utm=1", "#x", "  ", "\n"]))
+@given(
+    _TOKENS,
+    st.sampled_from(["https://familienpass.example", "http://localhost", ""]),
+    st.sampled_from(["", "?utm=1", "#x", "  ", "\n"]),
+)
 def test_qr_urls_yield_their_token(token: str, base: str, tail: str) -> None:
     """The QR text <base>/v/<token> (whatever the host) gives back exactly the token."""
     parsed = checks.parse_code(f"{base}/v/{token}{tail}")
@@ -174,15 +192,18 @@ def test_qr_urls_yield_their_token(token: str, base: str, tail: str) -> None:
 
 def test_random_codes_find_no_pass(app: Flask, world: World) -> None:
     """Fuzzed codes through the whole check find nothing and never raise (with the database)."""
-    from kyffikus.models import Provider
     from kyffikus.extensions import db
+    from kyffikus.models import Provider
 
     provider = db.session.get(Provider, world.provider_ids["x"])
     found = errors = 0
     tried = Counter[str]()
 
-    @settings(max_examples=max(EXAMPLES * 10, 200), deadline=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=max(EXAMPLES * 10, 200),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(FUZZ_TEXT)
     def check(code: str) -> None:
         nonlocal found, errors
@@ -247,6 +268,10 @@ def _fuzzable(form: Form) -> dict[str, st.SearchStrategy[Any]]:
     return out
 
 
+def _is_file(form: Form, name: str) -> bool:
+    return any(f.name == name and f.kind == "file" for f in form.fields)
+
+
 def _body(values: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for name, value in values.items():
@@ -257,53 +282,101 @@ def _body(values: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+class _Crashes(logging.Handler):
+    """Keeps the exception of every 500 the app logs, as "Type: message at file:line"."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            frames = [
+                f for f in traceback.extract_tb(exc.__traceback__) if "/kyffikus/" in f.filename
+            ]
+            where = (
+                f" at {frames[-1].filename.split('/kyffikus/')[-1]}:{frames[-1].lineno}"
+                if frames
+                else ""
+            )
+            self.seen.append(f"{type(exc).__name__}: {str(exc)[:200]}{where}")
+
+
 def test_every_form_survives_fuzzing(app: Flask, world: World) -> None:
     """No 5xx for any input; a refused submission (4xx) leaves every table's row count as it was."""
+    crashes = _Crashes()
+    logging.getLogger("kyffikus").addHandler(crashes)
+    try:
+        _fuzz_every_form(app, world, crashes)
+    finally:
+        logging.getLogger("kyffikus").removeHandler(crashes)
+
+
+def _fuzz_every_form(app: Flask, world: World, crashes: _Crashes) -> None:
     forms = discover_forms(app, world)
     assert len(forms) > 30, [f.action for _r, f in forms]
     token = csrf_for(app)
     tally: Counter[str] = Counter()
     failures: list[str] = []
 
+    def send(role: str, form: Form, values: dict[str, Any]) -> int:
+        """Submit once as the role; record 5xx and refusals that wrote anything."""
+        data = _body(values)
+        with rolled_back():
+            client = client_for(app, world, role)
+            before = row_counts()
+            if form.method == "GET":
+                response = client.get(form.action, query_string=data)
+            else:
+                data["csrf_token"] = token
+                response = client.open(form.action, method=form.method, data=data)
+            response.get_data()
+            response.close()
+            after = row_counts() if 400 <= response.status_code < 500 else before
+        tally["tried"] += 1
+        where = f"{form.method} {form.action} as {role}"
+        if response.status_code >= 500:
+            tally["errors"] += 1
+            crash = crashes.seen[-1] if crashes.seen else "?"
+            failures.append(f"{where}: {response.status_code} ({crash}) for {values!r:.300}")
+        if 400 <= response.status_code < 500:
+            tally["refused"] += 1
+            changed = {t: (before[t], after[t]) for t in before if before[t] != after[t]}
+            if changed:
+                tally["written on refusal"] += 1
+                failures.append(f"{where}: refused with {response.status_code} but wrote {changed}")
+        else:
+            tally["accepted or re-shown"] += 1
+        return response.status_code
+
     def fuzz(role: str, form: Form) -> None:
-        @settings(max_examples=EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        # First the same nasty value in every field, so the worst cases run every time.
+        names = list(_fuzzable(form))
+        for nasty in NASTY:
+            values: dict[str, Any] = {
+                n: nasty.encode("utf-8") if _is_file(form, n) else nasty for n in names
+            }
+            send(role, form, values)
+
+        # Then random mixtures. No shrinking: a failure is reported with its input, cheaply.
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate],
+        )
         @given(st.fixed_dictionaries(_fuzzable(form)))
         def submit(values: dict[str, Any]) -> None:
-            data = _body(values)
-            with rolled_back():
-                client = client_for(app, world, role)
-                before = row_counts()
-                if form.method == "GET":
-                    response = client.get(form.action, query_string=data)
-                else:
-                    data["csrf_token"] = token
-                    response = client.open(form.action, method=form.method, data=data)
-                response.get_data()
-                response.close()
-                after = row_counts() if 400 <= response.status_code < 500 else before
-            tally["tried"] += 1
-            where = f"{form.method} {form.action} as {role}"
-            if response.status_code >= 500:
-                tally["errors"] += 1
-                failures.append(f"{where}: {response.status_code} for {values!r:.300}")
-            if 400 <= response.status_code < 500:
-                tally["refused"] += 1
-                changed = {t: (before[t], after[t]) for t in before if before[t] != after[t]}
-                if changed:
-                    tally["written on refusal"] += 1
-                    failures.append(f"{where}: refused with {response.status_code} but wrote {changed}")
-            else:
-                tally["accepted or re-shown"] += 1
-            assert response.status_code < 500, f"{where}: {response.status_code}"
+            assert send(role, form, values) < 500
 
         submit()
 
     for role, form in forms:
-        try:
+        # A failure is collected (with its input) in `failures`; every form is still run.
+        with contextlib.suppress(AssertionError):
             fuzz(role, form)
-        except AssertionError:
-            pass  # collected in failures with the example; every form is still run
     record_figure(
         "fuzz-forms",
         f"form submissions with random, long, control, NUL and mixed-script input "

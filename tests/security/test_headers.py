@@ -183,7 +183,9 @@ def test_page_kinds(app: Flask, world: World, path: str, role: str) -> None:
         assert "GÜLTIG" in plain.get_data(as_text=True)
 
 
-def test_session_cookie_flags_in_production(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_session_cookie_flags_in_production(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """In the production configuration the session and language cookies are Secure, HttpOnly, Lax."""
     monkeypatch.setenv("KYFFIKUS_INSTANCE_PATH", str(tmp_path))
     app = create_app(

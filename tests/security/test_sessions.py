@@ -252,8 +252,11 @@ def test_every_way_to_set_a_password_stores_strong_argon2id(
     user = make_user("family")
     db.session.commit()
     login_as(client, user)
-    data = {"current_password": TEST_PASSWORD, "password": new_password,
-            "password_repeat": new_password}
+    data = {
+        "current_password": TEST_PASSWORD,
+        "password": new_password,
+        "password_repeat": new_password,
+    }
     assert post_form(client, "/konto/passwort", data, token_from="/konto/").status_code == 302
     _assert_strong(db.session.get(User, user.id).password_hash)
     seen += 1
@@ -281,8 +284,16 @@ def test_every_way_to_set_a_password_stores_strong_argon2id(
     secret = tmp_path / "pw.txt"
     secret.write_text(new_password + "\n", encoding="utf-8")
     result = runner.invoke(
-        args=["users", "create", "--email", "erste.verwaltung@example.org", "--role", "staff",
-              "--password-file", str(secret)]
+        args=[
+            "users",
+            "create",
+            "--email",
+            "erste.verwaltung@example.org",
+            "--role",
+            "staff",
+            "--password-file",
+            str(secret),
+        ]
     )
     assert result.exit_code == 0, result.output
     created = db.session.scalars(
