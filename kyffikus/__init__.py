@@ -39,6 +39,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     web.init_app(app)
 
+    from kyffikus import input_guard
+
+    input_guard.init_app(app)
+
     from kyffikus import compression, static_assets
 
     static_assets.init_app(app)

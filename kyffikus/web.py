@@ -8,7 +8,16 @@ import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, jsonify, make_response, render_template, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
@@ -84,6 +93,30 @@ def _error_response(status: int, description: str | None = None) -> Any:
     return render_template(template, status=status, message=message, detail=description), status
 
 
+def _database_down() -> Any:
+    """503 with a clear message, shown to an anonymous visitor whatever the session holds.
+
+    The rest of the request is anonymous: the locale, the page and the headers would otherwise
+    load the user from the database that is down, and the 503 would become a 500.
+    """
+    g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
+    no_store()
+    return _error_response(
+        503,
+        _("Die Datenbank ist gerade nicht erreichbar. Bitte versuchen Sie es gleich noch einmal."),
+    )
+
+
+def _logged_in_or_unknown() -> bool:
+    """Whether the response is for a logged-in user; True when the user cannot be loaded."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    try:
+        return bool(current_user and getattr(current_user, "is_authenticated", False))
+    except (OperationalError, InterfaceError):
+        return True  # the database is down: never let such a response be cached
+
+
 def init_app(app: Flask) -> None:
     """Install headers, error handlers and template helpers."""
     app.jinja_env.globals["csp_nonce"] = csp_nonce
@@ -116,9 +149,8 @@ def init_app(app: Flask) -> None:
             response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         personal = g.get("no_store") or (
             not g.get("private_cache")
-            and current_user
-            and getattr(current_user, "is_authenticated", False)
             and not request.path.startswith("/static/")
+            and _logged_in_or_unknown()
         )
         if personal:
             response.headers["Cache-Control"] = "no-store"
@@ -128,6 +160,16 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        try:
+            return _http_error_page(exc)
+        except (OperationalError, InterfaceError) as db_exc:
+            # Showing the error needed the user (locale, navigation) from a database that is down.
+            log.error("database unavailable: %s", type(db_exc).__name__)
+            return _database_down()
+
+    def _http_error_page(exc: HTTPException) -> Any:
         status = exc.code or 500
         if status in (401, 403):
             log.info("refused %s %s: %s", request.method, request.path, status)
@@ -162,8 +204,6 @@ def init_app(app: Flask) -> None:
             db.session.rollback()
         if isinstance(exc, OperationalError | InterfaceError):
             log.error("database unavailable: %s", type(exc).__name__)
-            return _error_response(
-                503, _("Die Datenbank ist gerade nicht erreichbar. Bitte versuchen Sie es gleich noch einmal.")
-            )
+            return _database_down()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _error_response(500)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import Boolean, Integer, select, text
 from sqlalchemy.orm import joinedload
 
 from kyffikus.extensions import db
-from kyffikus.models.base import utcnow
+from kyffikus.models.base import UTCDateTime, utcnow
 from kyffikus.models.people import ApiToken, User
 from kyffikus.services import DomainError, NotAllowed
 from kyffikus.services.audit import record
@@ -88,21 +89,62 @@ def revoke_token(token: ApiToken, by: User, now: datetime) -> ApiToken:
     return token
 
 
-def authenticate(raw: str, now: datetime | None = None) -> ApiToken | None:
-    """The live token for a raw value, with its user and provider loaded in the same query; else None."""
+# Every API request authenticates: one plain statement built once, columns only (no ORM objects,
+# no per-call statement building). The ORM user is loaded only by the views that write.
+_AUTHENTICATE = text(
+    "SELECT t.id, t.user_id, t.provider_id, t.revoked_at, t.last_used_at, "
+    "u.active, u.role, u.provider_id AS user_provider_id "
+    "FROM api_token AS t JOIN user_account AS u ON u.id = t.user_id "
+    "WHERE t.token_hash = :token_hash"
+).columns(
+    id=Integer,
+    user_id=Integer,
+    provider_id=Integer,
+    revoked_at=UTCDateTime(),
+    last_used_at=UTCDateTime(),
+    active=Boolean,
+    user_provider_id=Integer,
+)
+
+
+@dataclass(frozen=True)
+class ApiCaller:
+    """Who an API request comes from: a live token of a provider's active user (ids only)."""
+
+    token_id: int
+    user_id: int
+    provider_id: int
+    # Whether authenticate() wrote last_used_at (flushed): the caller commits it.
+    touched: bool = False
+
+    @property
+    def user(self) -> User:
+        """The token's user as an ORM object (loaded by primary key on first use)."""
+        user = db.session.get(User, self.user_id)
+        if user is None:  # deleted since authenticate(); the token went with it (ON DELETE CASCADE)
+            raise NotAllowed(_("Dieser API-Schlüssel gilt nicht mehr."))
+        return user
+
+
+def authenticate(raw: str, now: datetime | None = None) -> ApiCaller | None:
+    """The live token for a raw value as an ApiCaller (one query, token and user joined); else None.
+
+    last_used_at is written at most once a minute (flushed, for the caller to commit), so a busy
+    till does not write on every check.
+    """
     if not isinstance(raw, str) or not _RAW.fullmatch(raw):
         return None
-    token = db.session.scalars(
-        select(ApiToken)
-        .options(joinedload(ApiToken.user).joinedload(User.provider))
-        .where(ApiToken.token_hash == hash_token(raw))
-    ).first()
-    if token is None or token.revoked_at is not None:
+    row = db.session.execute(_AUTHENTICATE, {"token_hash": hash_token(raw)}).first()
+    if row is None or row.revoked_at is not None:
         return None
-    user = token.user
-    if not user.active or user.role != "provider" or user.provider_id != token.provider_id:
+    if not row.active or row.role != "provider" or row.user_provider_id != row.provider_id:
         return None
     now = now or utcnow()
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        token.last_used_at = now
-    return token
+    touched = False
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        token = db.session.get(ApiToken, row.id)
+        if token is not None:
+            token.last_used_at = now
+            db.session.flush()
+            touched = True
+    return ApiCaller(row.id, row.user_id, row.provider_id, touched)

@@ -1,26 +1,34 @@
 """Checking a pass at the till: by the QR code's text (the token) or the typed pass number.
 
-A check is two queries whatever the data size: the pass by its unique token or number, then this
-provider's offers of the current edition LEFT JOINed with this pass's redemption aggregates.
+A check is one query whatever the data size: the pass by its unique token or number, LEFT JOINed
+with this provider's offers of the current edition and this pass's redemption aggregates per offer.
 A malformed code, or a number whose check symbol does not fit, costs no query at all.
+
+The check is the hottest path of the service (every scan at every till), so its statements are
+plain SQL built once at import (sqlalchemy.text with typed result columns): no statement is
+composed and no cache key computed per call, and rows are read as tuples, not ORM objects. The
+SQL is portable (PostgreSQL and SQLite); the typed columns turn SQLite's text dates, datetimes
+and JSON into the same Python values PostgreSQL gives.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from flask_babel import format_date, format_datetime
+from babel.dates import format_date as babel_format_date
+from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
-from sqlalchemy import case, func, select
+from sqlalchemy import JSON, Date, Integer, Numeric, TextClause, bindparam, select, text
 
 from kyffikus.extensions import db
-from kyffikus.models.base import BERLIN
-from kyffikus.models.catalogue import Edition, Offer
-from kyffikus.models.passes import Pass, Redemption
+from kyffikus.models.base import BERLIN, UTCDateTime
+from kyffikus.models.passes import Pass
 from kyffikus.services import passnumber
 from kyffikus.services.passes import children_ages
 
@@ -127,7 +135,12 @@ class CheckResult:
     children_ages: list[int] = field(default_factory=list)
     number_hint: str | None = None
     offers: list[OfferAllowance] = field(default_factory=list)
-    pass_: Pass | None = field(default=None, repr=False)
+    pass_id: int | None = field(default=None, repr=False)
+
+    @property
+    def pass_(self) -> Pass | None:
+        """The checked pass as an ORM object, for a redemption (loaded by primary key on demand)."""
+        return db.session.get(Pass, self.pass_id) if self.pass_id is not None else None
 
     @property
     def is_valid(self) -> bool:
@@ -180,7 +193,7 @@ def _berlin_day(moment: datetime | None) -> date | None:
     return moment.astimezone(BERLIN).date() if moment is not None else None
 
 
-def pass_status(pass_: Pass, on: date) -> tuple[str, date | None]:
+def pass_status(pass_: Pass | Any, on: date) -> tuple[str, date | None]:
     """The pass's status on a day and since when it holds (None for valid)."""
     if pass_.status == "revoked":
         return "revoked", _berlin_day(pass_.status_changed_at)
@@ -216,108 +229,142 @@ def eligible_children(ages: list[int], min_age: int | None, max_age: int | None)
     return sum(1 for age in ages if low <= age <= high)
 
 
-def offer_allowances(
-    pass_: Pass, provider_id: int, on: date, ages: list[int]
-) -> list[OfferAllowance]:
-    """This provider's published offers of the current edition with what is left for this pass (one query)."""
-    counts = (
-        select(
-            Redemption.offer_id.label("offer_id"),
-            func.count().label("total"),
-            func.max(Redemption.redeemed_at).label("last_at"),
-            func.sum(case((Redemption.redeemed_on == on, 1), else_=0)).label("today"),
-            func.max(case((Redemption.redeemed_on == on, Redemption.redeemed_at))).label(
-                "today_at"
-            ),
-        )
-        .where(
-            Redemption.pass_id == pass_.id,
-            Redemption.provider_id == provider_id,
-            Redemption.undone_at.is_(None),
-        )
-        .group_by(Redemption.offer_id)
-        .subquery()
+# ---- the check's SQL, built once ----------------------------------------------------------------
+
+_ROW_COLUMNS = (
+    "p.id, p.number, p.status, p.valid_from, p.valid_until, p.holders, p.children_birth_dates, "
+    "p.status_changed_at"
+)
+_PASS_TYPES: dict[str, Any] = {
+    "id": Integer,
+    "valid_from": Date,
+    "valid_until": Date,
+    "holders": JSON,
+    "children_birth_dates": JSON,
+    "status_changed_at": UTCDateTime(),
+}
+# This provider's published offers of the editions covering the day, with this pass's
+# non-undone redemptions per offer: all of them, the last one, and today's. The redemptions are
+# found through the unique index on (pass_id, offer_id, limit_key), the offers through
+# (provider_id, edition_id); the pass id comes from the same unique lookup as the outer row.
+_WITH_OFFERS = """
+SELECT {pass_columns},
+       o.id AS offer_id, o.title, o.discount_kind, o.discount_value, o.conditions,
+       o.min_age, o.max_age, o.redemption_limit,
+       c.total, c.last_at, c.today, c.today_at
+FROM pass AS p
+LEFT JOIN offer AS o
+  ON o.provider_id = :provider_id AND o.published
+ AND o.edition_id IN (SELECT e.id FROM edition AS e WHERE e.valid_from <= :on AND e.valid_until >= :on)
+LEFT JOIN (
+    SELECT r.offer_id,
+           count(*) AS total,
+           max(r.redeemed_at) AS last_at,
+           sum(CASE WHEN r.redeemed_on = :on THEN 1 ELSE 0 END) AS today,
+           max(CASE WHEN r.redeemed_on = :on THEN r.redeemed_at END) AS today_at
+    FROM redemption AS r
+    WHERE r.pass_id = (SELECT p2.id FROM pass AS p2 WHERE p2.{column} = :code)
+      AND r.provider_id = :provider_id AND r.undone_at IS NULL
+    GROUP BY r.offer_id
+) AS c ON c.offer_id = o.id
+WHERE p.{column} = :code
+ORDER BY o.title, o.id
+"""
+_OFFER_TYPES: dict[str, Any] = {
+    "offer_id": Integer,
+    "discount_value": Numeric(8, 2),
+    "min_age": Integer,
+    "max_age": Integer,
+    "total": Integer,
+    "last_at": UTCDateTime(),
+    "today": Integer,
+    "today_at": UTCDateTime(),
+}
+
+
+def _statement(column: str, with_offers: bool) -> TextClause:
+    if not with_offers:
+        sql = f"SELECT {_ROW_COLUMNS} FROM pass AS p WHERE p.{column} = :code"  # noqa: S608 - constants only
+        return text(sql).columns(**_PASS_TYPES)
+    sql = _WITH_OFFERS.format(pass_columns=_ROW_COLUMNS, column=column)
+    return text(sql).bindparams(bindparam("on", type_=Date)).columns(**_PASS_TYPES, **_OFFER_TYPES)
+
+
+# (kind of code, with a provider's offers) -> statement; "token" and "number" are unique columns.
+_STATEMENTS: dict[tuple[str, bool], TextClause] = {
+    (kind, with_offers): _statement(kind, with_offers)
+    for kind in ("token", "number")
+    for with_offers in (False, True)
+}
+
+
+def _allowance(row: Any, adults: int, ages: list[int]) -> OfferAllowance:
+    """One offer row of the check's statement as what is left of its allowance."""
+    total = int(row.total or 0)
+    today = int(row.today or 0)
+    if row.redemption_limit == "per_day":
+        count, last, available = today, row.today_at, today == 0
+    elif row.redemption_limit == "per_edition":
+        count, last, available = total, row.last_at, total == 0
+    else:
+        count, last, available = total, row.last_at, True
+    return OfferAllowance(
+        offer_id=row.offer_id,
+        title=row.title,
+        discount_kind=row.discount_kind,
+        discount_value=row.discount_value,
+        conditions=row.conditions,
+        min_age=row.min_age,
+        max_age=row.max_age,
+        limit=row.redemption_limit,
+        count=count,
+        total=total,
+        last_used_at=last,
+        available=available,
+        max_adults=adults,
+        max_children=eligible_children(ages, row.min_age, row.max_age),
     )
-    rows = db.session.execute(
-        select(
-            Offer.id,
-            Offer.title,
-            Offer.discount_kind,
-            Offer.discount_value,
-            Offer.conditions,
-            Offer.min_age,
-            Offer.max_age,
-            Offer.redemption_limit,
-            counts.c.total,
-            counts.c.last_at,
-            counts.c.today,
-            counts.c.today_at,
-        )
-        .join(Edition, Edition.id == Offer.edition_id)
-        .outerjoin(counts, counts.c.offer_id == Offer.id)
-        .where(
-            Offer.provider_id == provider_id,
-            Offer.published.is_(True),
-            Edition.valid_from <= on,
-            Edition.valid_until >= on,
-        )
-        .order_by(Offer.title, Offer.id)
-    ).all()
-    adults = min(2, len(pass_.holders or []))
-    result = []
-    for row in rows:
-        total = int(row.total or 0)
-        today = int(row.today or 0)
-        if row.redemption_limit == "per_day":
-            count, last, available = today, row.today_at, today == 0
-        elif row.redemption_limit == "per_edition":
-            count, last, available = total, row.last_at, total == 0
-        else:
-            count, last, available = total, row.last_at, True
-        result.append(
-            OfferAllowance(
-                offer_id=row.id,
-                title=row.title,
-                discount_kind=row.discount_kind,
-                discount_value=row.discount_value,
-                conditions=row.conditions,
-                min_age=row.min_age,
-                max_age=row.max_age,
-                limit=row.redemption_limit,
-                count=count,
-                total=total,
-                last_used_at=last,
-                available=available,
-                max_adults=adults,
-                max_children=eligible_children(ages, row.min_age, row.max_age),
-            )
-        )
-    return result
+
+
+def _check_rows(parsed: ParsedCode, provider_id: int | None, on: date) -> Sequence[Any]:
+    """The pass row(s) for a parsed code: one row per offer of the provider, or one without."""
+    # Text statements do not autoflush; a pending redemption of this request must count.
+    db.session.flush()
+    with_offers = provider_id is not None
+    params: dict[str, Any] = {"code": parsed.value}
+    if with_offers:
+        params["provider_id"] = provider_id
+        params["on"] = on
+    return db.session.execute(_STATEMENTS[(str(parsed.kind), with_offers)], params).all()
 
 
 def check_pass(
-    code: str, provider: Provider | None, on: date, *, token_only: bool = False
+    code: str, provider: Provider | int | None, on: date, *, token_only: bool = False
 ) -> CheckResult:
-    """Check a scanned or typed code; a provider also gets names, ages and its own offers' allowance."""
+    """Check a scanned or typed code; a provider (or its id) also gets names, ages and its own offers' allowance."""
     parsed = parse_code(code, token_only=token_only)
     if parsed.kind in ("typo", "malformed"):
         return CheckResult("not_found", parsed.kind)
-    pass_ = find_pass(parsed)
-    if pass_ is None:
+    provider_id = provider if isinstance(provider, int) or provider is None else provider.id
+    rows = _check_rows(parsed, provider_id, on)
+    if not rows:
         return CheckResult("not_found", "unknown")
-    status, since = pass_status(pass_, on)
-    result = CheckResult(status, status, since=since, pass_=pass_)
+    pass_row = rows[0]
+    status, since = pass_status(pass_row, on)
+    result = CheckResult(status, status, since=since, pass_id=pass_row.id)
     if status != "valid":
         return result
-    result.valid_from = pass_.valid_from
-    result.valid_until = pass_.valid_until
-    if provider is None:
+    result.valid_from = pass_row.valid_from
+    result.valid_until = pass_row.valid_until
+    if provider_id is None:
         return result
-    ages = children_ages(pass_, on)
-    result.holders = list(pass_.holder_names)
+    ages = children_ages(pass_row, on)
+    holders = pass_row.holders or []
+    result.holders = [f"{h['first_name']} {h['last_name']}" for h in holders]
     result.children_ages = ages
-    result.number_hint = number_hint(pass_.number)
-    result.offers = offer_allowances(pass_, provider.id, on, ages)
+    result.number_hint = number_hint(pass_row.number)
+    adults = min(2, len(holders))
+    result.offers = [_allowance(row, adults, ages) for row in rows if row.offer_id is not None]
     return result
 
 
@@ -334,11 +381,23 @@ def status_word(status: str) -> str:
     return words.get(status, _("NICHT GEFUNDEN"))
 
 
+@lru_cache(maxsize=512)
+def _medium_date(day: date, locale: str) -> str:
+    # The dates a check names are few (the editions' last days, a few status changes), and Babel
+    # reads its locale data on every call: remembering the text saves most of a check's formatting.
+    return babel_format_date(day, "medium", locale=locale)
+
+
+def format_day(day: date) -> str:
+    """A date as Flask-Babel's format_date(day, "medium") writes it in the current language."""
+    return _medium_date(day, str(get_locale() or "de"))
+
+
 def status_message(result: CheckResult) -> str:
     """The reason in a sentence, for the page and the API."""
-    since = format_date(result.since, "medium") if result.since else None
+    since = format_day(result.since) if result.since else None
     if result.status == "valid":
-        until = format_date(result.valid_until, "medium") if result.valid_until else ""
+        until = format_day(result.valid_until) if result.valid_until else ""
         return _("Gültiger Kyffikus-Familienpass, gültig bis %(date)s.", date=until)
     if result.status == "expired":
         return _("Dieser Familienpass ist seit %(date)s abgelaufen.", date=since or "")

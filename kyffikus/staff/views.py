@@ -794,7 +794,12 @@ def locality_edit(locality_id: int | None = None) -> Any:
         SelectChoice(m.id, m.name)  # type: ignore[arg-type]
         for m in db.session.scalars(select(Municipality).order_by(Municipality.name))
     ]
-    if request.method == "GET" and current is None and request.args.get("gemeinde", "").isdecimal() and len(request.args["gemeinde"]) <= 9:
+    if (
+        request.method == "GET"
+        and current is None
+        and request.args.get("gemeinde", "").isdecimal()
+        and len(request.args["gemeinde"]) <= 9
+    ):
         form.municipality_id.data = int(request.args["gemeinde"])
     if form.validate_on_submit():
         try:

@@ -484,7 +484,7 @@ def test_answers_match_the_openapi_document(
     assert _validator(document, "/api/v1/redemptions", "post", "409").is_valid(refused.get_json())
 
 
-def test_api_check_takes_three_queries(
+def test_api_check_takes_two_queries(
     client: FlaskClient, api_token: str, till: Till, family_pass: Pass
 ) -> None:
     from tests.provider.conftest import count_queries
@@ -498,6 +498,6 @@ def test_api_check_takes_three_queries(
         )
     assert response.get_json()["status"] == "valid"
     print(
-        f"\nAPI check queries: {len(statements)} (token with user and provider, pass, offers with allowance)"
+        f"\nAPI check queries: {len(statements)} (token with its user; pass with offers and allowance)"
     )
-    assert len(statements) == 3
+    assert len(statements) == 2

@@ -82,13 +82,13 @@ INJECTIONS = [
     "x" * 257,
 ]
 # The same value in every field of every form, each run: NUL, control characters, an integer
-# beyond a float (WTForms' NumberRange once crashed on it), 100,000 characters, mixed scripts.
+# beyond a float (WTForms' NumberRange once crashed on it), 20,000 characters, mixed scripts.
 NASTY = [
     "\x00",
     "\x01\x1b[31m\x7f\u2028",
     "9" * 400,
     "-" + "9" * 400,
-    "ä" * 100_000,
+    "ä" * 20_000,
     "".join(MIXED_SCRIPTS),
     "<script>alert(1)</script>' OR 1=1 --",
 ]
@@ -101,7 +101,7 @@ FUZZ_TEXT = st.one_of(
     st.builds(
         lambda unit, n: unit * n,
         st.sampled_from(["x", "ä", "漢", "\x00", "9", "-"]),
-        st.integers(min_value=1_000, max_value=100_000),
+        st.integers(min_value=1_000, max_value=20_000),
     ),
     st.sampled_from(MIXED_SCRIPTS + INJECTIONS),
     st.lists(st.sampled_from(MIXED_SCRIPTS + INJECTIONS), min_size=2, max_size=5).map("".join),
@@ -354,6 +354,8 @@ def _fuzz_every_form(app: Flask, world: World, crashes: _Crashes) -> None:
         # First the same nasty value in every field, so the worst cases run every time.
         names = list(_fuzzable(form))
         for nasty in NASTY:
+            if form.method == "GET":
+                nasty = nasty[:2_000]  # a URL longer than that never reaches the app (proxy limits)
             values: dict[str, Any] = {
                 n: nasty.encode("utf-8") if _is_file(form, n) else nasty for n in names
             }
