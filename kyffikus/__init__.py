@@ -68,13 +68,14 @@ def _init_extensions(app: Flask) -> None:
     """Bind the extensions created in kyffikus.extensions."""
     from kyffikus import auth_session
     from kyffikus.extensions import babel, csrf, db, limiter, login_manager, migrate
-    from kyffikus.i18n import select_locale, select_timezone
+    from kyffikus.i18n import install_template_gettext, select_locale, select_timezone
 
     db.init_app(app)
     _sqlite_foreign_keys(app)
     migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"))
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    install_template_gettext(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
     limiter.init_app(app)
     login_manager.init_app(app)

@@ -63,10 +63,18 @@ def start_session(user: User) -> None:
     session.permanent = True
 
 
+# Requests that never need the user: static files (the 503 page needs its stylesheet while the
+# database is down) and the balancer's health checks (the process answers without the database).
+NO_USER_ENDPOINTS = frozenset({"static", "health.healthz", "health.readyz"})
+
+
 def enforce_session_limits() -> None:
     """Staff and providers: 2 h idle and 12 h absolute; families: a long absolute limit."""
+    from flask import request
     from flask_login import current_user
 
+    if request.endpoint in NO_USER_ENDPOINTS:
+        return
     if not current_user or not current_user.is_authenticated:
         return
     now = _now().timestamp()

@@ -33,11 +33,16 @@ def role_required(*roles: str) -> Callable[[F], F]:
             if not current_user.is_authenticated:
                 return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
             if current_user.role not in roles:
-                log.info("refused role %s on %s %s", current_user.role, request.method, request.endpoint)
+                log.info(
+                    "refused role %s on %s %s", current_user.role, request.method, request.endpoint
+                )
                 abort(403)
-            if current_user.role in ("staff", "admin") and not session.get("mfa_ok"):
-                if current_user.totp_enabled_at is not None or staff_needs_second_factor():
-                    return redirect(url_for("auth.second_factor", next=request.full_path))
+            if (
+                current_user.role in ("staff", "admin")
+                and not session.get("mfa_ok")
+                and (current_user.totp_enabled_at is not None or staff_needs_second_factor())
+            ):
+                return redirect(url_for("auth.second_factor", next=request.full_path))
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]

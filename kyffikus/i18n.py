@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app, has_request_context, request
+from typing import Any
+
+from flask import Flask, current_app, g, has_request_context, request
+from flask_babel import get_translations
 from flask_login import current_user
 
 LANG_COOKIE = "kyffikus_lang"
@@ -26,3 +29,38 @@ def select_locale() -> str:
 def select_timezone() -> str:
     """Dates are shown in Europe/Berlin."""
     return "Europe/Berlin"
+
+
+def _translations() -> Any:
+    """The request's translations, looked up once per request and locale (not once per string)."""
+    try:
+        state = g._flask_babel  # Flask-Babel's per-request state (locale, domain)
+        locale, translations = state.kyffikus_translations
+        if locale is state.babel_locale:
+            return translations
+    except AttributeError:
+        pass
+    except RuntimeError:  # no app context: Flask-Babel answers with its null translations
+        return get_translations()
+    translations = get_translations()
+    state = getattr(g, "_flask_babel", None)
+    locale = getattr(state, "babel_locale", None)
+    if locale is not None:
+        # Keyed by the locale object: force_locale() or refresh() swap it, and the key no longer fits.
+        state.kyffikus_translations = (locale, translations)
+    return translations
+
+
+def install_template_gettext(app: Flask) -> None:
+    """Give templates the same gettext as Flask-Babel's, minus its per-string lookups.
+
+    A page calls _() fifty times and more; Flask-Babel resolves the locale, the domain and the
+    catalogue anew for every string (ten context-local lookups each). The texts are the same.
+    """
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: _translations().ugettext(s),
+        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: _translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
+    )

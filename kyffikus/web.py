@@ -78,9 +78,18 @@ ERROR_MESSAGES = {
     409: ("conflict", _l("Die Aktion widerspricht dem aktuellen Stand.")),
     413: ("too_large", _l("Die Anfrage ist zu groß.")),
     422: ("unprocessable", _l("Die Angaben können nicht verarbeitet werden.")),
-    429: ("rate_limited", _l("Zu viele Anfragen. Bitte warten Sie einen Moment und versuchen Sie es erneut.")),
-    500: ("server_error", _l("Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später erneut.")),
-    503: ("unavailable", _l("Der Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es gleich noch einmal.")),
+    429: (
+        "rate_limited",
+        _l("Zu viele Anfragen. Bitte warten Sie einen Moment und versuchen Sie es erneut."),
+    ),
+    500: (
+        "server_error",
+        _l("Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später erneut."),
+    ),
+    503: (
+        "unavailable",
+        _l("Der Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es gleich noch einmal."),
+    ),
 }
 
 
@@ -184,7 +193,9 @@ def init_app(app: Flask) -> None:
             )
         elif status == 429:
             description = str(ERROR_MESSAGES[429][1])
-        elif status in (400, 409, 422) and exc.description and not exc.description.startswith("The "):
+        elif (
+            status in (400, 409, 422) and exc.description and not exc.description.startswith("The ")
+        ):
             description = exc.description
         response = _error_response(status, description)
         if status == 405 and getattr(exc, "valid_methods", None):

@@ -20,7 +20,7 @@ from kyffikus.extensions import csrf, db
 from kyffikus.models.base import berlin_today, utcnow
 from kyffikus.models.catalogue import Offer
 from kyffikus.models.passes import Redemption
-from kyffikus.provider.ratelimit import check_limit_address, check_limit_user
+from kyffikus.provider.ratelimit import check_limits
 from kyffikus.services import DomainError, checks, redemptions
 from kyffikus.services import apitokens as tokens_service
 from kyffikus.web import json_error, no_store
@@ -103,8 +103,7 @@ def redemption_dict(redemption: Redemption) -> dict[str, Any]:
 
 @bp.post("/checks")
 @bearer_required
-@check_limit_user
-@check_limit_address
+@check_limits
 def check() -> Any:
     """Check a QR text or pass number: status, reason, the pass summary and this provider's offers."""
     data = _body()
@@ -120,8 +119,7 @@ def check() -> Any:
 
 @bp.post("/redemptions")
 @bearer_required
-@check_limit_user
-@check_limit_address
+@check_limits
 def redeem() -> Any:
     """Record a redemption; 201 with it (also for a retry with the same idempotency_key)."""
     data = _body()

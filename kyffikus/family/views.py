@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
 from typing import Any
 
@@ -10,6 +11,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -17,6 +19,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 from sqlalchemy import select
@@ -275,21 +278,55 @@ def pass_page() -> Any:
     )
 
 
+def _qr_etag(session_user: str, pass_id: int) -> str:
+    config = current_app.config
+    return qr_etag(config["SECRET_KEY"], session_user, pass_id, config["BASE_URL"])
+
+
+def _qr_response(response: Response, etag: str) -> Response:
+    private_cache()
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = f"private, max-age={QR_MAX_AGE}"
+    return response
+
+
 @bp.get("/pass/<int:pass_id>/qr.png")
 @family_required
 def pass_qr(pass_id: int) -> Response:
     """The QR image of the family's own pass; cached privately, 304 for a known ETag."""
     pass_ = own_pass_or_404(pass_id)
-    url = pass_url(pass_)
-    etag = qr_etag(url)
-    private_cache()
+    etag = _qr_etag(current_user.get_id(), pass_.id)
     if request.if_none_match.contains(etag):
-        response = Response(status=304)
-    else:
-        response = Response(qr_png(url), mimetype="image/png")
-    response.set_etag(etag)
-    response.headers["Cache-Control"] = f"private, max-age={QR_MAX_AGE}"
-    return response
+        return _qr_response(Response(status=304), etag)
+    return _qr_response(Response(qr_png(pass_url(pass_)), mimetype="image/png"), etag)
+
+
+def qr_not_modified() -> Response | None:
+    """A repeat of the QR image with this session's ETag: 304 before any query (see qr_etag)."""
+    if request.endpoint != "family.pass_qr" or not request.if_none_match:
+        return None
+    session_user = session.get("_user_id")
+    login_at = session.get("login_at")
+    if not isinstance(session_user, str) or not isinstance(login_at, int | float):
+        return None
+    # Past the family session's absolute limit the full path runs (and ends the session).
+    limit = current_app.config["FAMILY_SESSION_ABSOLUTE"].total_seconds()
+    if time.time() - login_at > limit:
+        return None
+    pass_id = (request.view_args or {}).get("pass_id")
+    if not isinstance(pass_id, int):
+        return None
+    etag = _qr_etag(session_user, pass_id)
+    # Only this exact tag: "If-None-Match: *" goes the full way (ownership is checked there).
+    if request.if_none_match.star_tag or not request.if_none_match.contains(etag):
+        return None
+    return _qr_response(Response(status=304), etag)
+
+
+@bp.record_once
+def _install_qr_not_modified(state: BlueprintSetupState) -> None:
+    # First of the app's before_request hooks: ahead of the session limits, which load the user.
+    state.app.before_request_funcs.setdefault(None, []).insert(0, qr_not_modified)
 
 
 @bp.get("/pass/<int:pass_id>/karte.pdf")

@@ -1,19 +1,66 @@
 """Rate limits on checking passes (page, /v/<token>, API): per user and per address.
 
 One budget is shared by every check route (scope "check"), so guessing numbers or tokens cannot be
-spread over the page, the QR URL and the API. The limit string is CHECK_RATE_LIMIT, read per request.
+spread over the page, the QR URL and the API. The limit string is CHECK_RATE_LIMIT, read per request
+(e.g. "60 per minute;600 per hour": every window counts).
+
+The check is the hottest path of the service, so its limits are counted here rather than through
+Flask-Limiter's decorators, which send one command to the storage per window and key, and two
+more per request for the X-RateLimit headers (six round trips to Redis per check with the
+production limits). Here every window of both budgets is counted in ONE round trip (a Lua script
+in Redis), with the same semantics and the same storage as Flask-Limiter: fixed windows that
+start with their first request, the user's budget before the address's, the first exhausted
+window refuses the request (429) and later counters are left alone, Flask-Limiter's key names,
+and the same X-RateLimit-Limit/-Remaining/-Reset and Retry-After headers. The counters live in
+Flask-Limiter's storage (Redis when KYFFIKUS_RATELIMIT_STORAGE_URL is set), so `limiter.reset()`
+clears them too; RATELIMIT_ENABLED=false switches them off like every other limit.
 """
 
 from __future__ import annotations
 
-from flask import current_app, g
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache, wraps
+from typing import Any, TypeVar
+
+from flask import Response, abort, after_this_request, current_app, g, request
 from flask_login import current_user
+from limits import RateLimitItem, parse_many
+from limits.storage import RedisClusterStorage, RedisStorage, Storage
 
 from kyffikus.extensions import limiter, remote_address
 
+log = logging.getLogger("kyffikus.ratelimit")
 
-def _limit() -> str:
-    return str(current_app.config["CHECK_RATE_LIMIT"])
+F = TypeVar("F", bound=Callable[..., Any])
+
+USER_SCOPE = "check-user"
+ADDRESS_SCOPE = "check-address"
+
+# KEYS: the counters in the order they are counted; ARGV: each counter's window in seconds and
+# its limit. Counts until the first counter over its limit (like Flask-Limiter, which refuses at
+# the first breach), and answers each counted key's value and seconds to live.
+_COUNT_SCRIPT = """
+local answer = {}
+for i, key in ipairs(KEYS) do
+  local current = redis.call("incr", key)
+  local ttl = redis.call("ttl", key)
+  if current == 1 or ttl < 0 then
+    redis.call("expire", key, ARGV[2 * i - 1])
+    ttl = tonumber(ARGV[2 * i - 1])
+  end
+  answer[#answer + 1] = current
+  answer[#answer + 1] = ttl
+  if current > tonumber(ARGV[2 * i]) then
+    break
+  end
+end
+return answer
+"""
+_scripts: weakref.WeakKeyDictionary[Storage, Any] = weakref.WeakKeyDictionary()
 
 
 def user_key() -> str:
@@ -31,6 +78,95 @@ def address_key() -> str:
     return f"addr:{remote_address()}"
 
 
-# A breach raises 429; kyffikus.web answers it with a localised message (JSON under /api/).
-check_limit_user = limiter.shared_limit(_limit, scope="check-user", key_func=user_key)
-check_limit_address = limiter.shared_limit(_limit, scope="check-address", key_func=address_key)
+@lru_cache(maxsize=16)
+def _windows(limit: str) -> tuple[RateLimitItem, ...]:
+    # Smallest window first, as Flask-Limiter counts them.
+    return tuple(sorted(parse_many(limit), key=lambda item: item.get_expiry()))
+
+
+@dataclass(frozen=True)
+class Counted:
+    """One window of one budget after this request: its limit, its count, when it resets."""
+
+    item: RateLimitItem
+    count: int
+    reset_at: float
+
+    @property
+    def breached(self) -> bool:
+        """Whether this request went over the window's limit."""
+        return self.count > self.item.amount
+
+
+def _count(storage: Storage, plan: list[tuple[str, RateLimitItem]]) -> list[Counted]:
+    """Count the request in each planned window, until the first one over its limit."""
+    if isinstance(storage, RedisStorage) and not isinstance(storage, RedisClusterStorage):
+        script = _scripts.get(storage)
+        if script is None:
+            script = _scripts[storage] = storage.get_connection().register_script(_COUNT_SCRIPT)
+        keys = [storage.prefixed_key(key) for key, _item in plan]
+        args: list[int] = []
+        for _key, item in plan:
+            args += [item.get_expiry(), item.amount]
+        answer = script(keys=keys, args=args)
+        now = time.time()
+        return [
+            Counted(item, int(answer[2 * i]), now + max(int(answer[2 * i + 1]), 0))
+            for i, (_key, item) in enumerate(plan[: len(answer) // 2])
+        ]
+    # Memory (tests, a single process) or a cluster: one command per window.
+    counted = []
+    for key, item in plan:
+        count = storage.incr(key, item.get_expiry())
+        counted.append(Counted(item, count, storage.get_expiry(key)))
+        if count > item.amount:
+            break
+    return counted
+
+
+def _headers(limit: Counted) -> Callable[[Response], Response]:
+    def add(response: Response) -> Response:
+        # The names and values Flask-Limiter sends (RATELIMIT_HEADERS_ENABLED).
+        reset_at = int(limit.reset_at + 1)
+        response.headers["X-RateLimit-Limit"] = str(limit.item.amount)
+        response.headers["X-RateLimit-Remaining"] = str(max(0, limit.item.amount - limit.count))
+        response.headers["X-RateLimit-Reset"] = str(reset_at)
+        response.headers["Retry-After"] = str(int(reset_at - time.time()))
+        return response
+
+    return add
+
+
+def count_check() -> None:
+    """Count this request against the user's and the address's check budget; 429 when spent."""
+    config = current_app.config
+    if not config.get("RATELIMIT_ENABLED", True):
+        return
+    windows = _windows(str(config["CHECK_RATE_LIMIT"]))
+    prefix = [config["RATELIMIT_KEY_PREFIX"]] if config.get("RATELIMIT_KEY_PREFIX") else []
+    user, address = user_key(), address_key()
+    plan = [(item.key_for(*prefix, user, USER_SCOPE), item) for item in windows]
+    plan += [(item.key_for(*prefix, address, ADDRESS_SCOPE), item) for item in windows]
+    counted = _count(limiter.storage, plan)
+    breached = counted[-1] if counted and counted[-1].breached else None
+    # The headers describe the breached window, else the address's smallest one (Flask-Limiter's
+    # choice: the last budget counted).
+    shown = breached or (counted[len(windows)] if len(counted) > len(windows) else None)
+    if config.get("RATELIMIT_HEADERS_ENABLED") and shown is not None:
+        after_this_request(_headers(shown))
+    if breached is not None:
+        scope = USER_SCOPE if len(counted) <= len(windows) else ADDRESS_SCOPE
+        # Neither the user nor the address goes into the log (personal data): the scope is enough.
+        log.info("check rate limit %s reached (%s) on %s", breached.item, scope, request.endpoint)
+        abort(429)
+
+
+def check_limits(view: F) -> F:
+    """Count the request against the check budgets (per user and per address) before the view."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        count_check()
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]

@@ -8,7 +8,7 @@ from flask import Blueprint, render_template
 from flask_login import current_user
 
 from kyffikus.models.base import berlin_today
-from kyffikus.provider.ratelimit import check_limit_address, check_limit_user
+from kyffikus.provider.ratelimit import check_limits
 from kyffikus.provider.views import render_check
 from kyffikus.services import checks
 from kyffikus.web import no_store
@@ -17,8 +17,7 @@ bp = Blueprint("verify", __name__)
 
 
 @bp.get("/v/<token>")
-@check_limit_user
-@check_limit_address
+@check_limits
 def verify(token: str) -> Any:
     """Check the pass a QR code names; names and offers only for a logged-in provider."""
     no_store()
@@ -26,9 +25,10 @@ def verify(token: str) -> Any:
     if (
         current_user.is_authenticated
         and current_user.role == "provider"
-        and current_user.provider is not None
+        and current_user.provider_id is not None
     ):
-        result = checks.check_pass(token, current_user.provider, today, token_only=True)
+        # The provider's id is enough for the check (no query for the provider itself).
+        result = checks.check_pass(token, current_user.provider_id, today, token_only=True)
         return render_check(result, token)
     result = checks.check_pass(token, None, today, token_only=True)
     return render_template("provider/verify_public.html", result=result, token=token)

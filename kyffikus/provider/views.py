@@ -34,7 +34,7 @@ from kyffikus.provider.forms import (
     UndoForm,
     VenueNotesForm,
 )
-from kyffikus.provider.ratelimit import check_limit_address, check_limit_user
+from kyffikus.provider.ratelimit import check_limits
 from kyffikus.services import DomainError, checks, redemptions
 from kyffikus.services import apitokens as tokens_service
 from kyffikus.services.provider_account import provider_users, update_contact, update_venue_notes
@@ -50,6 +50,14 @@ def _provider() -> Provider:
     if provider is None:  # the database forbids it; a guard keeps a broken row from leaking
         abort(403)
     return provider
+
+
+def _provider_id() -> int:
+    """The provider's id without loading the provider (the check needs no more)."""
+    provider_id = current_user.provider_id
+    if provider_id is None:  # as in _provider(): the database forbids it
+        abort(403)
+    return int(provider_id)
 
 
 def render_check(
@@ -94,8 +102,7 @@ def check() -> Any:
 
 @bp.post("/pruefen/ergebnis")
 @provider_required
-@check_limit_user
-@check_limit_address
+@check_limits
 def check_result() -> Any:
     """Check a scanned or typed code and show the result (POST: the code is a secret, never in a URL)."""
     form = CheckForm()
@@ -104,7 +111,7 @@ def check_result() -> Any:
             flash(_("Das Formular ist abgelaufen. Bitte prüfen Sie den Pass noch einmal."), "error")
         return render_check(form=form, status=400)
     code = form.code.data.strip()
-    result = checks.check_pass(code, _provider(), berlin_today())
+    result = checks.check_pass(code, _provider_id(), berlin_today())
     if result.reason == "typo":
         form.code.errors.append(checks.status_message(result))
     return render_check(result, code, form=form)
@@ -112,8 +119,7 @@ def check_result() -> Any:
 
 @bp.post("/einloesen")
 @provider_required
-@check_limit_user
-@check_limit_address
+@check_limits
 def redeem() -> Any:
     """Record a redemption of one of this provider's offers for the checked pass."""
     form = RedeemForm()
@@ -156,8 +162,7 @@ def redeem() -> Any:
 
 @bp.post("/einloesungen/<int:redemption_id>/rueckgaengig")
 @provider_required
-@check_limit_user
-@check_limit_address
+@check_limits
 def undo(redemption_id: int) -> Any:
     """Undo one of this provider's redemptions within the undo window."""
     form = UndoForm()

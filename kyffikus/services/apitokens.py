@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import Boolean, Integer, select, text
+from sqlalchemy import Boolean, Integer, String, column, select, text
 from sqlalchemy.orm import joinedload
 
 from kyffikus.extensions import db
@@ -97,13 +97,15 @@ _AUTHENTICATE = text(
     "FROM api_token AS t JOIN user_account AS u ON u.id = t.user_id "
     "WHERE t.token_hash = :token_hash"
 ).columns(
-    id=Integer,
-    user_id=Integer,
-    provider_id=Integer,
-    revoked_at=UTCDateTime(),
-    last_used_at=UTCDateTime(),
-    active=Boolean,
-    user_provider_id=Integer,
+    # In the selected order: SQLAlchemy then matches them by position and caches the matching.
+    column("id", Integer),
+    column("user_id", Integer),
+    column("provider_id", Integer),
+    column("revoked_at", UTCDateTime()),
+    column("last_used_at", UTCDateTime()),
+    column("active", Boolean),
+    column("role", String),
+    column("user_provider_id", Integer),
 )
 
 

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from babel.dates import format_date as babel_format_date
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
-from sqlalchemy import JSON, Date, Integer, Numeric, TextClause, bindparam, select, text
+from sqlalchemy import JSON, Date, Integer, Numeric, String, bindparam, column, select, text
+from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.selectable import TextualSelect
 
 from kyffikus.extensions import db
 from kyffikus.models.base import BERLIN, UTCDateTime
@@ -231,18 +233,20 @@ def eligible_children(ages: list[int], min_age: int | None, max_age: int | None)
 
 # ---- the check's SQL, built once ----------------------------------------------------------------
 
-_ROW_COLUMNS = (
-    "p.id, p.number, p.status, p.valid_from, p.valid_until, p.holders, p.children_birth_dates, "
-    "p.status_changed_at"
-)
-_PASS_TYPES: dict[str, Any] = {
-    "id": Integer,
-    "valid_from": Date,
-    "valid_until": Date,
-    "holders": JSON,
-    "children_birth_dates": JSON,
-    "status_changed_at": UTCDateTime(),
-}
+# The result columns in the order the statements select them, with their types. Listing them in
+# order lets SQLAlchemy match them by position and keep the result's metadata with the compiled
+# statement, instead of matching names on every call.
+_ROW_RESULT: list[tuple[str, Any]] = [
+    ("id", Integer),
+    ("number", String),
+    ("status", String),
+    ("valid_from", Date),
+    ("valid_until", Date),
+    ("holders", JSON),
+    ("children_birth_dates", JSON),
+    ("status_changed_at", UTCDateTime()),
+]
+_ROW_COLUMNS = ", ".join(f"p.{name}" for name, _type in _ROW_RESULT)
 # This provider's published offers of the editions covering the day, with this pass's
 # non-undone redemptions per offer: all of them, the last one, and today's. The redemptions are
 # found through the unique index on (pass_id, offer_id, limit_key), the offers through
@@ -270,28 +274,40 @@ LEFT JOIN (
 WHERE p.{column} = :code
 ORDER BY o.title, o.id
 """
-_OFFER_TYPES: dict[str, Any] = {
-    "offer_id": Integer,
-    "discount_value": Numeric(8, 2),
-    "min_age": Integer,
-    "max_age": Integer,
-    "total": Integer,
-    "last_at": UTCDateTime(),
-    "today": Integer,
-    "today_at": UTCDateTime(),
-}
+_OFFER_RESULT: list[tuple[str, Any]] = [
+    ("offer_id", Integer),
+    ("title", String),
+    ("discount_kind", String),
+    ("discount_value", Numeric(8, 2)),
+    ("conditions", String),
+    ("min_age", Integer),
+    ("max_age", Integer),
+    ("redemption_limit", String),
+    ("total", Integer),
+    ("last_at", UTCDateTime()),
+    ("today", Integer),
+    ("today_at", UTCDateTime()),
+]
 
 
-def _statement(column: str, with_offers: bool) -> TextClause:
+def _columns(spec: list[tuple[str, Any]]) -> list[ColumnClause[Any]]:
+    return [column(name, type_) for name, type_ in spec]
+
+
+def _statement(by: str, with_offers: bool) -> TextualSelect:
     if not with_offers:
-        sql = f"SELECT {_ROW_COLUMNS} FROM pass AS p WHERE p.{column} = :code"  # noqa: S608 - constants only
-        return text(sql).columns(**_PASS_TYPES)
-    sql = _WITH_OFFERS.format(pass_columns=_ROW_COLUMNS, column=column)
-    return text(sql).bindparams(bindparam("on", type_=Date)).columns(**_PASS_TYPES, **_OFFER_TYPES)
+        sql = f"SELECT {_ROW_COLUMNS} FROM pass AS p WHERE p.{by} = :code"  # noqa: S608 - constants only
+        return text(sql).columns(*_columns(_ROW_RESULT))
+    sql = _WITH_OFFERS.format(pass_columns=_ROW_COLUMNS, column=by)
+    return (
+        text(sql)
+        .bindparams(bindparam("on", type_=Date))
+        .columns(*_columns(_ROW_RESULT + _OFFER_RESULT))
+    )
 
 
 # (kind of code, with a provider's offers) -> statement; "token" and "number" are unique columns.
-_STATEMENTS: dict[tuple[str, bool], TextClause] = {
+_STATEMENTS: dict[tuple[str, bool], TextualSelect] = {
     (kind, with_offers): _statement(kind, with_offers)
     for kind in ("token", "number")
     for with_offers in (False, True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 
 import qrcode
@@ -42,6 +43,19 @@ def qr_matrix(data: str) -> list[list[bool]]:
     return _code(data).get_matrix()
 
 
-def qr_etag(data: str) -> str:
-    """A validator for caching: changes exactly when the encoded URL changes."""
-    return hashlib.sha256(data.encode("utf-8")).hexdigest()[:32]
+# Raise when the image changes for the same URL (size, error correction), so browsers fetch it anew.
+QR_IMAGE_VERSION = "1"
+
+
+def qr_etag(secret_key: str | bytes, session_user: str, pass_id: int, base_url: str) -> str:
+    """The ETag of a pass's QR image as one session sees it: an HMAC, no database needed.
+
+    A pass's token never changes (a lost pass gets a new pass), so the image of a pass id is fixed
+    by the base URL and QR_IMAGE_VERSION. Binding the tag to the session's user id and version
+    ("<id>:<version>") means only a session that was shown the image can present its tag: a repeat
+    with it can be answered 304 straight from the signed session cookie, before any query. A 304
+    carries no body, so even a stale session learns nothing it did not already have.
+    """
+    key = secret_key.encode("utf-8") if isinstance(secret_key, str) else secret_key
+    message = f"qr-etag|{QR_IMAGE_VERSION}|{session_user}|{pass_id}|{base_url}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]

@@ -8,7 +8,9 @@ The figures come from the test run itself; nothing in the table is written by ha
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +45,19 @@ def markdown(figures: list[dict[str, Any]]) -> str:
         "| test | inputs tried | accepted or failed | server errors | database |",
         "|---|---:|---|---:|---|",
     ]
+    # One row per test; the databases share it when their figures are the same.
+    rows: dict[tuple[str, str, int, str, int], list[str]] = {}
     for f in figures:
+        key = (f["key"], f["title"], int(f["tried"]), str(f["outcome"]), int(f["errors"]))
+        rows.setdefault(key, []).append(DATABASES.get(f.get("database", ""), f.get("database", "")))
+    for (_key, title, tried, outcome, errors), databases in rows.items():
         lines.append(
             "| {title} | {tried} | {outcome} | {errors} | {db} |".format(
-                title=f["title"].replace("|", "/"),
-                tried=_number(int(f["tried"])),
-                outcome=str(f["outcome"]).replace("|", "/"),
-                errors=_number(int(f["errors"])),
-                db=DATABASES.get(f.get("database", ""), f.get("database", "")),
+                title=title.replace("|", "/"),
+                tried=_number(tried),
+                outcome=outcome.replace("|", "/"),
+                errors=_number(errors),
+                db=", ".join(sorted(databases, key=lambda d: d != "SQLite")),
             )
         )
     stamp = max((f.get("recorded_at", "") for f in figures), default="")
@@ -61,13 +68,21 @@ def markdown(figures: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Write then rename: parallel test processes never leave half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
 def write_report(*, quiet: bool = False) -> Path | None:
     """Write build/security-figures.md and .json; None when no figure was recorded yet."""
     figures = load_figures()
     if not figures:
         return None
-    MARKDOWN.write_text(markdown(figures), encoding="utf-8")
-    JSON_OUT.write_text(json.dumps(figures, ensure_ascii=False, indent=2), encoding="utf-8")
+    _write_atomically(MARKDOWN, markdown(figures))
+    _write_atomically(JSON_OUT, json.dumps(figures, ensure_ascii=False, indent=2))
     if not quiet:
         print(MARKDOWN.read_text(encoding="utf-8"))
     return MARKDOWN

@@ -180,7 +180,7 @@ def test_page_kinds(app: Flask, world: World, path: str, role: str) -> None:
         assert plain.headers["Cache-Control"] == "no-store"
     if role == "provider_x" and path.startswith("/v/"):
         # The provider's full check (names, ages) is personal data.
-        assert "GÜLTIG" in plain.get_data(as_text=True)
+        assert ">GÜLTIG</h2>" in plain.get_data(as_text=True)
 
 
 def test_session_cookie_flags_in_production(

@@ -29,8 +29,12 @@ EXAMPLES = int(os.environ.get("KYFFIKUS_SCHEMATHESIS_EXAMPLES", "25"))
 # A schema-valid redemption can still be refused for what no schema can know: the pass is unknown,
 # not valid, or has fewer children than asked for. The document gives 422 for exactly that, so
 # positive_data_acceptance counts 422 as an expected answer there (404/409 already are).
+# NUL characters are refused with the documented 400 anywhere in a request, also inside JSON
+# properties the API ignores (kyffikus/input_guard.py: PostgreSQL cannot store them); so strings
+# here are generated without them. NUL input is fuzzed in test_fuzz.py and the input guard's tests.
 CONFIG = schemathesis.Config.from_dict(
     {
+        "generation": {"allow-x00": False},
         "operations": [
             {
                 "include-path": "/api/v1/redemptions",
@@ -41,7 +45,7 @@ CONFIG = schemathesis.Config.from_dict(
                     }
                 },
             }
-        ]
+        ],
     }
 )
 
@@ -62,35 +66,38 @@ def test_api_conforms_to_its_openapi_document(
     tally: Counter[str] = Counter()
     failures: list[str] = []
     operations = []
+
+    def exercise(operation: Any, mode: GenerationMode) -> None:
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate],
+        )
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def run(case: Any) -> None:
+            with rolled_back():
+                response = case.call(headers=headers)
+                tally["tried"] += 1
+                if response.status_code >= 500:
+                    tally["server errors"] += 1
+                try:
+                    case.validate_response(response, headers=headers)
+                except (Exception, BaseExceptionGroup) as exc:  # FailureGroup, assertions
+                    tally["broke the document"] += 1
+                    failures.append(f"{operation.label} ({mode.value}): {str(exc)[:4000]}")
+                    raise
+
+        # A failure is collected above with its example; every operation still runs.
+        with contextlib.suppress(Exception, BaseExceptionGroup):
+            run()
+
     for result in schema.get_all_operations():
         operation = result.ok()
         operations.append(operation.label)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            @settings(
-                max_examples=EXAMPLES,
-                deadline=None,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-                phases=[Phase.explicit, Phase.generate],
-            )
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def run(case: Any) -> None:
-                with rolled_back():
-                    response = case.call(headers=headers)
-                    tally["tried"] += 1
-                    if response.status_code >= 500:
-                        tally["server errors"] += 1
-                    try:
-                        case.validate_response(response, headers=headers)
-                    except (Exception, BaseExceptionGroup) as exc:  # FailureGroup, assertions
-                        tally["broke the document"] += 1
-                        failures.append(f"{operation.label} ({mode.value}): {str(exc)[:1500]}")
-                        raise
-
-            # A failure is collected above with its example; every operation still runs.
-            with contextlib.suppress(Exception, BaseExceptionGroup):
-                run()
+            exercise(operation, mode)
     record_figure(
         "schemathesis",
         f"schemathesis: generated API requests, all checks ({len(operations)} operations, "
@@ -102,5 +109,8 @@ def test_api_conforms_to_its_openapi_document(
         order=60,
         details={"operations": operations},
     )
+    if failures and os.environ.get("KYFFIKUS_SCHEMATHESIS_DUMP"):
+        with open(os.environ["KYFFIKUS_SCHEMATHESIS_DUMP"], "w", encoding="utf-8") as handle:
+            handle.write("\n\n".join(failures))
     assert len(operations) >= 7
     assert failures == []

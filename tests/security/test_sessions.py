@@ -9,6 +9,7 @@ read argon2id parameters from hashes stored by each way a password is set.
 from __future__ import annotations
 
 import ast
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ COVERAGE: dict[str, list[str]] = {
         "auth/test_auth_login.py::test_login_is_throttled_per_address",
         "auth/test_auth_login.py::test_login_is_throttled_per_account",
         "auth/test_auth_twofactor.py::test_code_entry_is_throttled",
+        "security/test_sessions.py::test_password_guessing_is_cut_off_with_the_production_limits",
     ],
     "argon2id parameters asserted": [
         "auth/test_auth_registration.py::test_register_stores_an_argon2id_hash_with_strong_parameters",
@@ -302,3 +304,63 @@ def test_every_way_to_set_a_password_stores_strong_argon2id(
     _assert_strong(created.password_hash)
     seen += 1
     assert seen == 4
+
+
+# ---- password guessing ------------------------------------------------------------------------------
+
+
+def test_password_guessing_is_cut_off_with_the_production_limits(
+    app: Flask, make_user: Any
+) -> None:
+    """Default limits: guesses at one account from rotating addresses, and at many accounts from
+    one address, are refused with 429 after 10 a minute (and the right password too)."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    assert app.config["LOGIN_RATE_LIMIT"] == "10 per minute;50 per hour"
+    victim = make_user("family", email="ziel.person@example.de")
+    db.session.commit()
+    token = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token").dumps("2" * 40)
+    client = app.test_client()
+    with client.session_transaction() as sess:
+        sess["csrf_token"] = "2" * 40
+    attempts = 300
+    by_kind: dict[str, Counter[int]] = {"one account": Counter(), "one address": Counter()}
+    for i in range(attempts):
+        response = client.post(
+            "/konto/anmelden",
+            data={"email": victim.email, "password": f"Rate-mal-{i:04d}-x", "csrf_token": token},
+            environ_base={"REMOTE_ADDR": f"198.18.{i // 250}.{i % 250 + 1}"},
+        )
+        by_kind["one account"][response.status_code] += 1
+    for i in range(attempts):
+        response = client.post(
+            "/konto/anmelden",
+            data={
+                "email": f"person{i}@example.de",
+                "password": "Sommer2026!!",
+                "csrf_token": token,
+            },
+            environ_base={"REMOTE_ADDR": "203.0.113.99"},
+        )
+        by_kind["one address"][response.status_code] += 1
+    right = client.post(
+        "/konto/anmelden",
+        data={"email": victim.email, "password": TEST_PASSWORD, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": "198.18.200.1"},
+    )
+    evaluated = sum(c[401] for c in by_kind.values())
+    record_figure(
+        "login-guessing",
+        "password guesses with the production login limit (one account from rotating "
+        "addresses; many accounts from one address)",
+        2 * attempts,
+        sum(c[302] for c in by_kind.values()),
+        sum(n for c in by_kind.values() for s, n in c.items() if s >= 500),
+        outcome=f"0 logged in; {evaluated} checked, "
+        f"{sum(c[429] for c in by_kind.values())} refused with 429",
+        order=43,
+        details={k: dict(v) for k, v in by_kind.items()},
+    )
+    assert by_kind["one account"] == Counter({401: 10, 429: attempts - 10})
+    assert by_kind["one address"] == Counter({401: 10, 429: attempts - 10})
+    assert right.status_code == 429  # the account stays locked for the minute, even to its owner

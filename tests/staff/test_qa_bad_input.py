@@ -97,9 +97,7 @@ def test_offer_id_that_is_no_number_gets_a_german_message(
 
 
 @pytest.mark.parametrize("value", [HUGE, "1.5e308", "-3000000000"])
-def test_edition_number_beyond_the_column_is_refused(
-    staff_client: FlaskClient, value: str
-) -> None:
+def test_edition_number_beyond_the_column_is_refused(staff_client: FlaskClient, value: str) -> None:
     data = {
         "number": value,
         "name": "Familienpass 2028/29",

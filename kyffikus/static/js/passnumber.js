@@ -15,7 +15,8 @@
   function normalise(text) {
     return String(text == null ? "" : text)
       .toUpperCase()
-      .replace(/[ .\-]/g, "")
+      // The same separators as the server: space, dot, dash, no-break space, tab.
+      .replace(/[ .\-\u00a0\t]/g, "")
       .replace(/[OILZU]/g, function (ch) { return LOOKALIKES[ch]; });
   }
 
