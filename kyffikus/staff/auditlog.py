@@ -121,7 +121,8 @@ def index() -> tuple[str, int]:
     valid = form.validate() if request.args else True
     for field in form:  # lazily translated messages as text, for the error summary
         field.errors = [str(e) for e in field.errors]
-    page = request.args.get("page", 1, type=int) or 1
+    # Bounded: a huge page number would overflow the database's OFFSET.
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), 100_000)
     if valid:
         query = search_query(
             form.person.data,
