@@ -7,6 +7,7 @@ spy on the database connection: a refused request must send no INSERT, UPDATE or
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -49,8 +50,6 @@ def _bad_tokens(app: Flask) -> dict[str, str | None]:
     """No token, garbage, and a well-signed token of another session."""
     other = app.test_client()
     html = other.get("/konto/anmelden").get_data(as_text=True)
-    import re
-
     match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
     assert match
     return {"missing": None, "garbage": "nicht-echt." + "x" * 40, "other session": match.group(1)}

@@ -234,8 +234,10 @@ def test_guessing_over_http_is_cut_off_at_the_limit(
         details={k: dict(v) for k, v in statuses.items()},
     )
     assert found == 0
-    assert statuses["one address, QR URL"] == Counter({200: 60, 429: attempts - 60})
-    assert statuses["one provider, rotating addresses, API"] == Counter(
-        {200: 60, 429: attempts - 60}
-    )
-    assert statuses["same provider, check page"] == Counter({429: 10})
+    # Fixed one-minute windows: a run that crosses a minute boundary may get a second 60.
+    for kind in ("one address, QR URL", "one provider, rotating addresses, API"):
+        assert set(statuses[kind]) <= {200, 429}, statuses[kind]
+        assert 60 <= statuses[kind][200] <= 120, statuses[kind]
+    assert statuses["same provider, check page"][200] <= 10
+    if statuses["one provider, rotating addresses, API"][200] == 60:
+        assert statuses["same provider, check page"] == Counter({429: 10})
