@@ -197,6 +197,9 @@ def _session_app(smtp_server: tuple[Outbox, int]) -> Iterator[Flask]:
                 conn.exec_driver_sql("BEGIN")
 
         upgrade()
+    # The limiter is one object shared by every app a test creates; each app's init_app points it
+    # at that app's storage. Remember this app's, so every test starts on it again (see `app`).
+    app.extensions["kyffikus_test_limiter"] = (limiter._storage, limiter._limiter)
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -237,6 +240,7 @@ def app(_session_app: Flask) -> Iterator[Flask]:
             {"bind": connection, "join_transaction_mode": "create_savepoint", "class_": _BoundSession,
              "expire_on_commit": False}
         )
+        limiter._storage, limiter._limiter = app.extensions["kyffikus_test_limiter"]
         limiter.reset()
         try:
             yield app

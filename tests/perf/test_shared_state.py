@@ -15,9 +15,9 @@ from tests.conftest import test_config as base_config
 
 def test_rate_limit_storage_url_selects_the_shared_store() -> None:
     app = create_app(
-        {**base_config("sqlite://", 25), "RATELIMIT_STORAGE_URL": "redis://10.0.0.9:6379/3"}
+        {**base_config("sqlite://", 25), "RATELIMIT_STORAGE_URL": "redis://127.0.0.1:6379/3"}
     )
-    assert app.config["RATELIMIT_STORAGE_URI"] == "redis://10.0.0.9:6379/3"
+    assert app.config["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6379/3"
 
 
 def test_rate_limits_stay_in_memory_without_a_storage_url() -> None:
