@@ -21,6 +21,7 @@ from kyffikus.models.base import berlin_today, utcnow
 from kyffikus.models.catalogue import Offer
 from kyffikus.models.passes import Redemption
 from kyffikus.provider.ratelimit import check_limits
+from kyffikus.readonly import read_only
 from kyffikus.services import DomainError, checks, redemptions
 from kyffikus.services import apitokens as tokens_service
 from kyffikus.web import json_error, no_store
@@ -104,6 +105,7 @@ def redemption_dict(redemption: Redemption) -> dict[str, Any]:
 @bp.post("/checks")
 @bearer_required
 @check_limits
+@read_only
 def check() -> Any:
     """Check a QR text or pass number: status, reason, the pass summary and this provider's offers."""
     data = _body()
@@ -112,7 +114,6 @@ def check() -> Any:
     code = data.get("code")
     if not isinstance(code, str) or not code.strip():
         return _invalid("code", _("Bitte senden Sie den QR-Text oder die Passnummer als „code“."))
-    # Nothing is written, so nothing to commit (the session ends with a rollback instead).
     result = checks.check_pass(code, _token().provider_id, berlin_today())
     return jsonify(result.to_dict())
 

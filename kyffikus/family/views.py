@@ -34,6 +34,7 @@ from kyffikus.family.forms import (
 )
 from kyffikus.models.base import berlin_today
 from kyffikus.models.passes import Pass, Redemption
+from kyffikus.readonly import read_only
 from kyffikus.services import Conflict, DomainError
 from kyffikus.services.applications import (
     MAX_CHILDREN,
@@ -264,6 +265,7 @@ def withdraw() -> Any:
 
 @bp.get("/pass")
 @family_required
+@read_only
 def pass_page() -> Any:
     """The pass on the phone: QR code, number, validity and names, large and high-contrast."""
     no_store()
@@ -292,6 +294,7 @@ def _qr_response(response: Response, etag: str) -> Response:
 
 @bp.get("/pass/<int:pass_id>/qr.png")
 @family_required
+@read_only
 def pass_qr(pass_id: int) -> Response:
     """The QR image of the family's own pass; cached privately, 304 for a known ETag."""
     pass_ = own_pass_or_404(pass_id)

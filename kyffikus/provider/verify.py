@@ -10,6 +10,7 @@ from flask_login import current_user
 from kyffikus.models.base import berlin_today
 from kyffikus.provider.ratelimit import check_limits
 from kyffikus.provider.views import render_check
+from kyffikus.readonly import read_only
 from kyffikus.services import checks
 from kyffikus.web import no_store
 
@@ -18,6 +19,7 @@ bp = Blueprint("verify", __name__)
 
 @bp.get("/v/<token>")
 @check_limits
+@read_only
 def verify(token: str) -> Any:
     """Check the pass a QR code names; names and offers only for a logged-in provider."""
     no_store()

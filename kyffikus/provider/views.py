@@ -35,6 +35,7 @@ from kyffikus.provider.forms import (
     VenueNotesForm,
 )
 from kyffikus.provider.ratelimit import check_limits
+from kyffikus.readonly import read_only
 from kyffikus.services import DomainError, checks, redemptions
 from kyffikus.services import apitokens as tokens_service
 from kyffikus.services.provider_account import provider_users, update_contact, update_venue_notes
@@ -103,6 +104,7 @@ def check() -> Any:
 @bp.post("/pruefen/ergebnis")
 @provider_required
 @check_limits
+@read_only
 def check_result() -> Any:
     """Check a scanned or typed code and show the result (POST: the code is a secret, never in a URL)."""
     form = CheckForm()

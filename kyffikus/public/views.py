@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from kyffikus.i18n import LANG_COOKIE
 from kyffikus.public.forms import OfferFilterForm
+from kyffikus.readonly import read_only
 from kyffikus.services import directory
 from kyffikus.services.directory import InvalidParameter
 from kyffikus.web import safe_next
@@ -24,6 +25,7 @@ for _name, _helper in directory.template_helpers().items():
 
 
 @bp.get("/")
+@read_only
 def home() -> str:
     """What Kyffikus is, who may apply, how to get the pass, how providers take part."""
     edition = directory.current_edition()
@@ -37,12 +39,14 @@ def home() -> str:
 
 
 @bp.get("/angebote")
+@read_only
 def offers() -> tuple[str, int]:
     """The offer directory: search words, filters, sorting and pages, all kept in the URL."""
-    categories = directory.list_categories()
-    edition = directory.current_edition()
+    # Edition, categories and towns change a few times a year: kept for a minute (see there).
+    metadata = directory.listing_metadata()
+    categories, edition = metadata.categories, metadata.edition
     form = OfferFilterForm(formdata=request.args)
-    form.fill_choices(categories, directory.list_towns(edition))
+    form.fill_choices(categories, metadata.towns)
     status = 200
     results = None
     filters = None
@@ -70,6 +74,7 @@ def offers() -> tuple[str, int]:
 
 
 @bp.get("/angebote/<int:offer_id>")
+@read_only
 def offer(offer_id: int) -> str:
     """One offer: benefit, conditions, ages, venues with addresses."""
     edition = directory.current_edition()
@@ -80,6 +85,7 @@ def offer(offer_id: int) -> str:
 
 
 @bp.get("/anbieter-verzeichnis/<slug>")
+@read_only
 def provider(slug: str) -> str:
     """One provider: description, contact, venues with addresses, all its listed offers."""
     edition = directory.current_edition()

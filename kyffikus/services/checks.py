@@ -386,15 +386,16 @@ def check_pass(
 
 def status_word(status: str) -> str:
     """The big word of a result: GÜLTIG, ABGELAUFEN, GESPERRT, ERSETZT, NICHT GEFUNDEN."""
+    # Only the word shown is translated (not all six on every result page).
     words = {
-        "valid": _("GÜLTIG"),
-        "expired": _("ABGELAUFEN"),
-        "not_yet_valid": _("NOCH NICHT GÜLTIG"),
-        "revoked": _("GESPERRT"),
-        "replaced": _("ERSETZT"),
-        "not_found": _("NICHT GEFUNDEN"),
+        "valid": lambda: _("GÜLTIG"),
+        "expired": lambda: _("ABGELAUFEN"),
+        "not_yet_valid": lambda: _("NOCH NICHT GÜLTIG"),
+        "revoked": lambda: _("GESPERRT"),
+        "replaced": lambda: _("ERSETZT"),
     }
-    return words.get(status, _("NICHT GEFUNDEN"))
+    word = words.get(status)
+    return word() if word is not None else _("NICHT GEFUNDEN")
 
 
 @lru_cache(maxsize=512)

@@ -10,17 +10,20 @@ Listed means: a published offer of a published provider in the current edition.
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
+from flask import current_app
 from flask_babel import format_currency, format_decimal, get_locale, gettext, ngettext
-from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select
-from sqlalchemy.orm import contains_eager, joinedload, selectinload
+from flask_sqlalchemy.pagination import Pagination, SelectPagination
+from sqlalchemy import ColumnElement, Select, and_, case, event, false, func, or_, select
+from sqlalchemy.orm import Session, SessionTransaction, contains_eager, joinedload, selectinload
 
 from kyffikus.extensions import db
 from kyffikus.models.base import berlin_today
@@ -111,7 +114,7 @@ def _value(args: Mapping[str, str], name: str, strict: bool) -> str | None:
 
 def parse_filters(
     args: Mapping[str, str],
-    categories: Sequence[Category],
+    categories: Sequence[Category | CategoryInfo],
     *,
     strict: bool = False,
     allow_per_page: bool = False,
@@ -236,7 +239,7 @@ def list_categories() -> list[Category]:
     return list(db.session.scalars(select(Category).order_by(Category.position, Category.id)))
 
 
-def _listed(edition: Edition | None) -> ColumnElement[bool]:
+def _listed(edition: Edition | EditionInfo | None) -> ColumnElement[bool]:
     """The condition for an offer row (joined with its provider) to be listed publicly."""
     if edition is None:
         return false()
@@ -253,7 +256,7 @@ def sort_key(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-def list_towns(edition: Edition | None) -> list[str]:
+def list_towns(edition: Edition | EditionInfo | None) -> list[str]:
     """The towns of the venues of listed offers, for the town filter."""
     towns = db.session.scalars(
         select(Venue.town)
@@ -264,6 +267,116 @@ def list_towns(edition: Edition | None) -> list[str]:
         .distinct()
     )
     return sorted(towns, key=sort_key)
+
+
+# ---- the directory's metadata, kept for a short while ---------------------------------------------
+
+# How long a worker keeps the current edition, the categories and the towns of the filter
+# (DIRECTORY_METADATA_SECONDS). They change when staff edit the catalogue, a few times a year;
+# a change made in this process is seen at once (see _catalogue_written), one made by another
+# worker or host within this many seconds.
+DEFAULT_METADATA_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class EditionInfo:
+    """The columns of an Edition the directory shows (a plain copy, safe to share between requests)."""
+
+    id: int
+    number: int
+    name: str
+    valid_from: date
+    valid_until: date
+
+    def covers(self, day: date) -> bool:
+        """Whether the edition is valid on the given day."""
+        return self.valid_from <= day <= self.valid_until
+
+
+@dataclass(frozen=True)
+class CategoryInfo:
+    """The columns of a Category the directory needs (a plain copy, safe to share)."""
+
+    id: int
+    slug: str
+    name_de: str
+    name_en: str
+    position: int
+
+    def name(self, locale: str) -> str:
+        """The category's name in the given language."""
+        return self.name_en if locale == "en" else self.name_de
+
+
+@dataclass(frozen=True)
+class ListingMetadata:
+    """What every directory page needs besides the offers: edition, categories, towns."""
+
+    edition: EditionInfo | None
+    categories: list[CategoryInfo]
+    towns: list[str]
+
+
+_CATALOGUE_TYPES = (Edition, Category, Provider, Venue, Offer)
+_WRITTEN = "kyffikus.catalogue_written"
+# Bumped whenever this process writes (or rolls back a write to) the catalogue: a cached copy
+# made before is not used again.
+_catalogue_version = 0
+# Per app (each has its own database): day -> (catalogue version, expiry, metadata).
+_CACHE_KEY = "kyffikus.directory_metadata"
+
+
+@event.listens_for(Session, "after_flush")
+def _catalogue_written(session: Session, _flush_context: Any) -> None:
+    global _catalogue_version
+    if any(
+        isinstance(o, _CATALOGUE_TYPES) for o in chain(session.new, session.dirty, session.deleted)
+    ):
+        session.info[_WRITTEN] = True
+        _catalogue_version += 1
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _catalogue_transaction_ended(session: Session, transaction: SessionTransaction) -> None:
+    global _catalogue_version
+    # A transaction or savepoint with catalogue writes ended: committed or rolled back, what a
+    # copy made in between saw is no longer certain. (A flush's own subtransaction is neither.)
+    if transaction.parent is not None and not transaction.nested:
+        return
+    if session.info.get(_WRITTEN):
+        _catalogue_version += 1
+        if transaction.parent is None:
+            session.info.pop(_WRITTEN, None)
+
+
+def listing_metadata(today: date | None = None) -> ListingMetadata:
+    """The current edition, the categories and the filter's towns; cached for a short while."""
+    today = today or berlin_today()
+    seconds = float(current_app.config.get("DIRECTORY_METADATA_SECONDS", DEFAULT_METADATA_SECONDS))
+    now = time.monotonic()
+    cache: dict[date, tuple[int, float, ListingMetadata]] = current_app.extensions.setdefault(
+        _CACHE_KEY, {}
+    )
+    cached = cache.get(today) if seconds > 0 else None
+    if cached is not None and cached[0] == _catalogue_version and now < cached[1]:
+        return cached[2]
+    version = _catalogue_version
+    edition = current_edition(today)
+    metadata = ListingMetadata(
+        edition=EditionInfo(
+            edition.id, edition.number, edition.name, edition.valid_from, edition.valid_until
+        )
+        if edition is not None
+        else None,
+        categories=[
+            CategoryInfo(c.id, c.slug, c.name_de, c.name_en, c.position) for c in list_categories()
+        ],
+        towns=list_towns(edition),
+    )
+    if seconds > 0:
+        cache.clear()  # one day's entry is all that is ever needed
+        cache[today] = (version, now + seconds, metadata)
+    return metadata
 
 
 def _like_pattern(word: str) -> str:
@@ -297,7 +410,9 @@ def _offer_conditions(filters: DirectoryFilters) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _offers_statement(filters: DirectoryFilters, edition: Edition | None) -> Select[tuple[Offer]]:
+def _offers_statement(
+    filters: DirectoryFilters, edition: Edition | EditionInfo | None
+) -> Select[tuple[Offer]]:
     stmt = (
         select(Offer)
         .join(Offer.provider)
@@ -322,14 +437,40 @@ def _offers_statement(filters: DirectoryFilters, edition: Edition | None) -> Sel
     return stmt.order_by(Provider.name, Offer.title, Offer.id)
 
 
-def find_offers(filters: DirectoryFilters, edition: Edition | None) -> Pagination:
+class _CountedPagination(SelectPagination):
+    """Flask-SQLAlchemy's pagination with the total from the page's own query.
+
+    count(*) OVER () beside each row gives the number of all matching rows, so the page and
+    the total are one query instead of two. Only a page beyond the last (no rows) needs the
+    separate count.
+    """
+
+    _window_total: int | None = None
+
+    def _query_items(self) -> list[Any]:
+        select = self._query_args["select"].add_columns(func.count().over())
+        select = select.limit(self.per_page).offset(self._query_offset)
+        rows = self._query_args["session"].execute(select).unique().all()
+        self._window_total = int(rows[0][1]) if rows else None
+        return [row[0] for row in rows]
+
+    def _query_count(self) -> int:
+        if self._window_total is not None:
+            return self._window_total
+        if self._query_offset == 0:
+            return 0  # the first page is empty: nothing matches
+        return super()._query_count()
+
+
+def find_offers(filters: DirectoryFilters, edition: Edition | EditionInfo | None) -> Pagination:
     """One page of listed offers matching the filters, with provider, category and venues loaded.
 
     Sorted by provider name then title ("name"), or by the first venue town first ("town"); the
     id breaks ties, so pages are stable. A page beyond the last is empty, not an error.
     """
-    return db.paginate(
-        _offers_statement(filters, edition),
+    return _CountedPagination(
+        select=_offers_statement(filters, edition),
+        session=db.session(),
         page=filters.page,
         per_page=filters.per_page,
         max_per_page=MAX_PER_PAGE,
@@ -457,7 +598,7 @@ def _locale() -> str:
     return str(get_locale() or "de")
 
 
-def category_name(category: Category) -> str:
+def category_name(category: Category | CategoryInfo) -> str:
     """The category's name in the current language."""
     return category.name(_locale())
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Select, extract, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -293,36 +293,49 @@ class MonthlyTotal:
 
 def monthly_totals(provider_id: int, filters: HistoryFilter) -> list[MonthlyTotal]:
     """Totals per month and offer, newest month first."""
-    year = extract("year", Redemption.redeemed_on)
-    month = extract("month", Redemption.redeemed_on)
+    # The database sums per day and offer, in the order of the index on (provider_id,
+    # redeemed_on, offer_id) that also holds the counted columns: no sort and no table access,
+    # even for a big provider's year (320,000 redemptions at state scale). The days (a few
+    # thousand rows at most) are added up to months here.
     stmt = (
         select(
-            year.label("year"),
-            month.label("month"),
+            Redemption.redeemed_on,
             Redemption.offer_id,
-            Offer.title,
             func.count().label("redemptions"),
-            func.coalesce(func.sum(Redemption.adults), 0).label("adults"),
-            func.coalesce(func.sum(Redemption.children), 0).label("children"),
+            func.sum(Redemption.adults).label("adults"),
+            func.sum(Redemption.children).label("children"),
         )
-        .join(Offer, Offer.id == Redemption.offer_id)
         .where(Redemption.undone_at.is_(None))
-        .group_by(year, month, Redemption.offer_id, Offer.title)
-        .order_by(year.desc(), month.desc(), Offer.title)
+        .group_by(Redemption.redeemed_on, Redemption.offer_id)
     )
-    rows = db.session.execute(_filtered(stmt, provider_id, filters)).all()
-    return [
-        MonthlyTotal(
-            int(r.year),
-            int(r.month),
-            r.offer_id,
-            r.title,
-            int(r.redemptions),
-            int(r.adults),
-            int(r.children),
+    months: dict[tuple[int, int, int], list[int]] = {}
+    for row in db.session.execute(_filtered(stmt, provider_id, filters)):
+        sums = months.setdefault(
+            (row.redeemed_on.year, row.redeemed_on.month, row.offer_id), [0, 0, 0]
         )
-        for r in rows
+        sums[0] += int(row.redemptions)
+        sums[1] += int(row.adults or 0)
+        sums[2] += int(row.children or 0)
+    # The titles in the database's order (its collation, as the page sorted them before).
+    order: dict[int, tuple[int, str]] = {}
+    if months:
+        offers = db.session.execute(
+            select(Offer.id, Offer.title)
+            .where(Offer.id.in_({key[2] for key in months}))
+            .order_by(Offer.title, Offer.id)
+        )
+        order = {offer_id: (rank, title) for rank, (offer_id, title) in enumerate(offers)}
+    totals = [
+        MonthlyTotal(year, month, offer_id, order[offer_id][1], *sums)
+        for (year, month, offer_id), sums in months.items()
     ]
+    # Newest month first; within a month by title.
+    totals.sort(key=lambda t: (-t.year, -t.month, order[t.offer_id][0]))
+    return totals
+
+
+# Lines of the CSV export sent per write (about 30 KB).
+CSV_CHUNK_ROWS = 500
 
 
 def _cell(value: Any) -> str:
@@ -370,18 +383,28 @@ def iter_csv(provider_id: int, filters: HistoryFilter) -> Iterator[str]:
         filters,
     ).order_by(Redemption.redeemed_at.desc(), Redemption.id.desc())
     # yield_per streams the rows (a server-side cursor on PostgreSQL): memory stays flat for a year.
+    # The lines go out in chunks of CSV_CHUNK_ROWS: one write per line made a year of a big
+    # provider (320,000 lines) take half a minute.
+    chunk: list[str] = []
     for row in db.session.execute(stmt.execution_options(yield_per=1000)):
         local = row.redeemed_at.astimezone(BERLIN)
-        yield line(
-            [
-                local.strftime("%d.%m.%Y"),
-                local.strftime("%H:%M"),
-                row.title,
-                row.adults,
-                row.children,
-                f"…-{row.number[-2:]}" if row.number else "",
-                row.undone_at.astimezone(BERLIN).strftime("%d.%m.%Y %H:%M")
-                if row.undone_at
-                else "",
-            ]
+        chunk.append(
+            line(
+                [
+                    local.strftime("%d.%m.%Y"),
+                    local.strftime("%H:%M"),
+                    row.title,
+                    row.adults,
+                    row.children,
+                    f"…-{row.number[-2:]}" if row.number else "",
+                    row.undone_at.astimezone(BERLIN).strftime("%d.%m.%Y %H:%M")
+                    if row.undone_at
+                    else "",
+                ]
+            )
         )
+        if len(chunk) >= CSV_CHUNK_ROWS:
+            yield "".join(chunk)
+            chunk.clear()
+    if chunk:
+        yield "".join(chunk)

@@ -4,6 +4,7 @@
   and only for the session that was shown the image.
 - The check budgets (per user and per address) are counted in one round trip to the storage, with
   Flask-Limiter's semantics and headers.
+- Read-only views end with COMMIT, never with a write, so psycopg keeps its prepared statements.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from limits import parse_many
 from limits.storage import MemoryStorage, RedisStorage
 from sqlalchemy import event
 
+from kyffikus import create_app
 from kyffikus.extensions import db
 from kyffikus.models import berlin_today
 from kyffikus.provider import ratelimit
-from tests.conftest import login_as
+from kyffikus.readonly import end_read_only
+from tests.conftest import login_as, postgres_only
+from tests.conftest import test_config as base_config
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -234,3 +238,177 @@ def test_check_answers_carry_the_rate_limit_headers(
         assert time.time() < reset <= time.time() + 62
         assert 0 <= int(answer.headers["Retry-After"]) <= 61
     assert answers[-1].get_json()["error"]["code"] == "rate_limited"
+
+
+# ---- read-only views end with COMMIT ------------------------------------------------------------
+
+
+@contextmanager
+def commits() -> Iterator[list[int]]:
+    """Count the session's commits inside the block."""
+    seen: list[int] = []
+    session = db.session()
+
+    def _commit(_session: Any) -> None:
+        seen.append(1)
+
+    event.listen(session, "after_commit", _commit)
+    try:
+        yield seen
+    finally:
+        event.remove(session, "after_commit", _commit)
+
+
+def test_end_read_only_commits_only_what_wrote_nothing(
+    app: Flask, make_provider: Callable[..., Any]
+) -> None:
+    from sqlalchemy import select
+
+    from kyffikus.models import Provider
+
+    db.session.commit()
+    with commits() as seen:
+        db.session.scalars(select(Provider.id)).all()
+        end_read_only()
+    assert seen == [1]
+    # A flushed change (or a pending one) is never committed by it.
+    provider = make_provider()  # flushes
+    with commits() as seen:
+        end_read_only()
+        provider.name = "Geändert, nicht gespeichert"
+        end_read_only()
+    assert seen == []
+    db.session.rollback()
+
+
+@postgres_only
+def test_read_only_requests_keep_prepared_statements(app: Flask) -> None:
+    from sqlalchemy import text
+
+    # An app of its own on the same database: its requests run real transactions (no test
+    # savepoints), on one pooled connection.
+    other = create_app(
+        {**base_config(app.config["SQLALCHEMY_DATABASE_URI"], 25), "SQLALCHEMY_ENGINE_OPTIONS": {}}
+    )
+    client = other.test_client()
+    try:
+        for _ in range(8):
+            assert client.get("/angebote", query_string={"q": "Museum"}).status_code == 200
+        with other.app_context():
+            prepared = db.session.execute(
+                text("SELECT count(*) FROM pg_prepared_statements")
+            ).scalar()
+    finally:
+        with other.app_context():
+            db.engine.dispose()
+    # psycopg prepares a statement at its fifth execution and forgets all at a ROLLBACK: only
+    # requests that end with COMMIT keep them.
+    assert (prepared or 0) > 0
+
+
+# ---- the directory's metadata -------------------------------------------------------------------
+
+
+def test_directory_metadata_is_kept_until_the_catalogue_changes(
+    app: Flask,
+    make_edition: Callable[..., Any],
+    make_provider: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    from kyffikus.models import Category
+    from kyffikus.services.directory import listing_metadata
+
+    today = berlin_today()
+    edition = make_edition(
+        valid_from=today - timedelta(days=10), valid_until=today + timedelta(days=300)
+    )
+    make_offer(make_provider(name="Kletterwald Anbieter"), edition=edition)
+    with app.test_request_context("/angebote"):
+        first = listing_metadata()
+        with statements() as seen:
+            again = listing_metadata()
+        assert seen == []  # kept: no query
+        assert again is first
+        assert first.edition is not None
+        assert first.edition.id == edition.id
+        # A change to the catalogue in this process is seen at once, not after the minute.
+        category = db.session.get(Category, first.categories[0].id)
+        category.name_de = "Umbenannt"
+        db.session.flush()
+        renamed = listing_metadata()
+        assert renamed is not first
+        assert renamed.categories[0].name_de == "Umbenannt"
+        # Without a lifetime nothing is kept.
+        app.config["DIRECTORY_METADATA_SECONDS"] = 0
+        try:
+            assert listing_metadata() is not listing_metadata()
+        finally:
+            app.config.pop("DIRECTORY_METADATA_SECONDS")
+
+
+def test_directory_metadata_forgets_a_rolled_back_edition(
+    app: Flask, make_edition: Callable[..., Any]
+) -> None:
+    from kyffikus.services.directory import listing_metadata
+
+    today = berlin_today()
+    with app.test_request_context("/angebote"):
+        before = listing_metadata()
+        make_edition(
+            name="Ausgabe Probe",
+            valid_from=today - timedelta(days=1),
+            valid_until=today + timedelta(days=9),
+        )
+        seen = listing_metadata()
+        assert seen.edition is not None
+        assert seen.edition.name == "Ausgabe Probe"
+        db.session.rollback()  # the edition is gone again
+        after = listing_metadata()
+    assert after == before
+
+
+# ---- templates: the same output, cheaper --------------------------------------------------------
+
+
+def test_template_gettext_follows_the_locale(app: Flask) -> None:
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert render_template_string("{{ _('Angebote') }}") == "Angebote"
+        with force_locale("en"):
+            assert render_template_string("{{ _('Angebote') }}") == "Offers"
+        assert render_template_string("{{ _('Angebote') }}") == "Angebote"
+        assert (
+            render_template_string("{{ ngettext('%(num)s Kind', '%(num)s Kinder', 2) }}")
+            == "2 Kinder"
+        )
+
+
+def test_plain_select_renders_what_wtforms_renders(app: Flask) -> None:
+    from wtforms import SelectChoice
+    from wtforms.widgets import Select
+
+    from kyffikus.public.forms import OfferFilterForm, PlainSelect
+
+    query = "/angebote?town=Bad+%22Frankenhausen%22&age=5&category=kultur&sort=town"
+    with app.test_request_context(query):
+        from flask import request
+
+        form = OfferFilterForm(formdata=request.args)
+        form.category.choices = [
+            SelectChoice("", "Alle"),
+            SelectChoice("kultur", 'Kultur & "Museen" <b>'),
+        ]
+        form.town.choices = [
+            SelectChoice("", "Alle Orte"),
+            SelectChoice('Bad "Frankenhausen"', 'Bad "Frankenhausen"'),
+            SelectChoice("Ärger<&>", "Ärger<&>"),
+        ]
+        form.age.choices = [SelectChoice("", "Jedes Alter")] + [
+            SelectChoice(str(n), f"{n} Jahre") for n in range(18)
+        ]
+        for field in (form.category, form.town, form.age, form.sort):
+            for extra in ({}, {"aria-describedby": "x-hint", "aria-invalid": "true"}):
+                assert PlainSelect()(field, **dict(extra)) == Select()(field, **dict(extra))
+        assert 'selected value="Bad &#34;Frankenhausen&#34;"' in PlainSelect()(form.town)

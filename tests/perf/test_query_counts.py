@@ -23,8 +23,9 @@ from kyffikus.models import Redemption, berlin_today
 from tests.conftest import login_as
 
 SMALL, LARGE = 1, 20
-# The check is a handful of queries (token, pass, offers with allowances); more means a regression.
-MAX_CHECK_QUERIES = 6
+# The API check is two queries (the token with its user; the pass with this provider's offers and
+# allowances); more means a regression.
+MAX_CHECK_QUERIES = 2
 
 
 @contextmanager
