@@ -17,7 +17,8 @@ each change of the hot paths was measured; the throughput figures come from benc
 the same data, for before and after. --ablate switches one of the optimisations off again:
 commit (read-only views end with ROLLBACK), limiter (Flask-Limiter's decorators for the check
 budgets), gettext (Flask-Babel's template gettext), qr (no 304 before the database), select
-(WTForms' Select widget), metadata (no directory metadata cache), pagination (count query).
+(WTForms' Select widget), metadata (no directory metadata cache), pagination (count query),
+pagecache (every page rendered in full: kyffikus.pagecache off).
 It asserts nothing; it prints figures.
 """
 
@@ -35,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ABLATIONS = ("commit", "limiter", "gettext", "qr", "select", "metadata", "pagination")
+ABLATIONS = ("commit", "limiter", "gettext", "qr", "select", "metadata", "pagination", "pagecache")
 TARGETS = ("floor", "readyz", "check_api", "check_page", "directory", "qr_304")
 
 
@@ -119,6 +120,8 @@ def _ablate(app: Any, names: list[str]) -> None:
             from kyffikus.public.forms import PlainSelect
 
             PlainSelect.__call__ = Select.__call__  # type: ignore[method-assign]
+        elif name == "pagecache":
+            app.config["PAGE_CACHE_SECONDS"] = 0
         elif name == "metadata":
             app.config["DIRECTORY_METADATA_SECONDS"] = 0
         elif name == "pagination":

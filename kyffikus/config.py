@@ -40,7 +40,12 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_HEADERS_ENABLED": True,
     "RATELIMIT_ENABLED": True,
     "CHECK_RATE_LIMIT": "60 per minute;600 per hour",
+    # Failed logins (a success costs nothing; see kyffikus/auth/throttle.py): per address (also
+    # wrong current passwords of a logged-in user), per account from one address (tight: stops a
+    # guesser, not the owner elsewhere), per account from all addresses (loose: many guessers).
     "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
+    "LOGIN_ACCOUNT_ADDRESS_RATE_LIMIT": "5 per minute;10 per hour",
+    "LOGIN_ACCOUNT_RATE_LIMIT": "50 per hour;300 per day",
     # Forms that send mail (register, forgotten password, new confirmation link), per address and account.
     "MAIL_RATE_LIMIT": "5 per minute;20 per hour",
     # Entering a TOTP or recovery code, per account and per address.
@@ -53,6 +58,14 @@ DEFAULTS: dict[str, Any] = {
     "REMEMBER_COOKIE_HTTPONLY": True,
     "REMEMBER_COOKIE_SAMESITE": "Lax",
     "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+    # The cookie is written again when the session changes, not on every request: an active
+    # session changes at least once a minute (seen_at, kyffikus.auth_session), so its expiry
+    # still slides, and a scan at the till does not sign and send a new cookie each time.
+    "SESSION_REFRESH_EACH_REQUEST": False,
+    # Pages each worker keeps rendered (kyffikus.pagecache): the offer directory and the frame of
+    # the check page, for this many seconds (0: off) and at most this many pages.
+    "PAGE_CACHE_SECONDS": 60,
+    "PAGE_CACHE_ENTRIES": 256,
     "STAFF_SESSION_IDLE": timedelta(hours=2),
     "STAFF_SESSION_ABSOLUTE": timedelta(hours=12),
     "FAMILY_SESSION_ABSOLUTE": timedelta(days=30),

@@ -23,7 +23,9 @@ def select_locale() -> str:
     user_locale = getattr(current_user, "locale", None) if current_user else None
     if user_locale in languages:
         return user_locale
-    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+    return (
+        request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+    )
 
 
 def select_timezone() -> str:
@@ -49,6 +51,19 @@ def _translations() -> Any:
         # Keyed by the locale object: force_locale() or refresh() swap it, and the key no longer fits.
         state.kyffikus_translations = (locale, translations)
     return translations
+
+
+def gettext(string: str, **variables: Any) -> str:
+    """Flask-Babel's gettext, on the request's translations looked up once (see _translations)."""
+    text: str = _translations().ugettext(string)
+    return text % variables if variables else text
+
+
+def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
+    """Flask-Babel's ngettext (``%(num)s`` is the number), on the request's translations."""
+    variables.setdefault("num", num)
+    text: str = _translations().ungettext(singular, plural, num)
+    return text % variables
 
 
 def install_template_gettext(app: Flask) -> None:

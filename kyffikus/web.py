@@ -129,6 +129,9 @@ def _logged_in_or_unknown() -> bool:
 def init_app(app: Flask) -> None:
     """Install headers, error handlers and template helpers."""
     app.jinja_env.globals["csp_nonce"] = csp_nonce
+    from kyffikus.pagecache import lang_switch_url
+
+    app.jinja_env.globals["lang_switch_url"] = lang_switch_url
     # `is message`: a plain or lazily translated string (a form error that can be shown as it is).
     app.jinja_env.tests["message"] = lambda value: isinstance(value, str | LazyString)
     app.jinja_env.add_extension("jinja2.ext.do")

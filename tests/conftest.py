@@ -81,7 +81,9 @@ class Outbox:
         with self.lock:
             return [m for m in self.messages if address.lower() in str(m["To"]).lower()]
 
-    def wait_for(self, address: str, count: int = 1, timeout: float = 5.0) -> list[email.message.EmailMessage]:
+    def wait_for(
+        self, address: str, count: int = 1, timeout: float = 5.0
+    ) -> list[email.message.EmailMessage]:
         """Wait until `count` messages to the address have arrived."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -178,7 +180,9 @@ def _session_app(smtp_server: tuple[Outbox, int]) -> Iterator[Flask]:
     _box, port = smtp_server
     if backend_is_postgres():
         if not PG_BASE_URL:
-            pytest.exit("KYFFIKUS_TEST_BACKEND=postgres needs KYFFIKUS_TEST_DATABASE_URL", returncode=2)
+            pytest.exit(
+                "KYFFIKUS_TEST_BACKEND=postgres needs KYFFIKUS_TEST_DATABASE_URL", returncode=2
+            )
         url = _create_pg_database(os.environ.get("PYTEST_XDIST_WORKER", "main"))
     else:
         url = "sqlite://"
@@ -237,11 +241,17 @@ def app(_session_app: Flask) -> Iterator[Flask]:
         transaction = connection.begin()
         original = db.session
         db.session = db._make_scoped_session(
-            {"bind": connection, "join_transaction_mode": "create_savepoint", "class_": _BoundSession,
-             "expire_on_commit": False}
+            {
+                "bind": connection,
+                "join_transaction_mode": "create_savepoint",
+                "class_": _BoundSession,
+                "expire_on_commit": False,
+            }
         )
         limiter._storage, limiter._limiter = app.extensions["kyffikus_test_limiter"]
         limiter.reset()
+        # Pages a worker keeps (kyffikus.pagecache) are per app: each test starts without any.
+        app.extensions.pop("kyffikus.page_cache", None)
         try:
             yield app
         finally:
@@ -283,8 +293,14 @@ def csrf_token(client: FlaskClient, url: str) -> str:
     return match.group(1)
 
 
-def post_form(client: FlaskClient, url: str, data: dict[str, Any], *, token_from: str | None = None,
-              **kwargs: Any) -> Any:
+def post_form(
+    client: FlaskClient,
+    url: str,
+    data: dict[str, Any],
+    *,
+    token_from: str | None = None,
+    **kwargs: Any,
+) -> Any:
     """POST a form with a valid CSRF token taken from the page (or token_from)."""
     data = dict(data)
     data["csrf_token"] = csrf_token(client, token_from or url)
@@ -355,8 +371,14 @@ def make_user(app: Flask) -> Callable[..., Any]:
     """make_user(role="family", email=None, provider=None, **fields) -> User (flushed)."""
     from kyffikus.models import User
 
-    def _make(role: str = "family", email: str | None = None, provider: Any = None,
-              password: str = TEST_PASSWORD, confirmed: bool = True, **fields: Any) -> User:
+    def _make(
+        role: str = "family",
+        email: str | None = None,
+        provider: Any = None,
+        password: str = TEST_PASSWORD,
+        confirmed: bool = True,
+        **fields: Any,
+    ) -> User:
         user = User(
             email=email or f"{role}{_seq()}@example.org",
             role=role,
@@ -377,11 +399,19 @@ def make_edition(app: Flask) -> Callable[..., Any]:
     """make_edition(number=None, valid_from=..., valid_until=...) -> Edition."""
     from kyffikus.models import Edition
 
-    def _make(number: int | None = None, valid_from: date = date(2026, 1, 1),
-              valid_until: date = date(2027, 12, 31), name: str | None = None) -> Edition:
+    def _make(
+        number: int | None = None,
+        valid_from: date = date(2026, 1, 1),
+        valid_until: date = date(2027, 12, 31),
+        name: str | None = None,
+    ) -> Edition:
         n = number or 100 + _seq()
-        edition = Edition(number=n, name=name or f"Testauflage {n}", valid_from=valid_from,
-                          valid_until=valid_until)
+        edition = Edition(
+            number=n,
+            name=name or f"Testauflage {n}",
+            valid_from=valid_from,
+            valid_until=valid_until,
+        )
         db.session.add(edition)
         db.session.flush()
         return edition
@@ -396,10 +426,21 @@ def make_provider(app: Flask) -> Callable[..., Any]:
 
     def _make(name: str | None = None, **fields: Any) -> Provider:
         n = _seq()
-        provider = Provider(slug=f"anbieter-{n}", name=name or f"Testanbieter {n}",
-                            description="Ein Anbieter für Tests.", **fields)
-        provider.venues.append(Venue(key="main", name=provider.name, street="Markt 1",
-                                     postal_code="99706", town="Sondershausen"))
+        provider = Provider(
+            slug=f"anbieter-{n}",
+            name=name or f"Testanbieter {n}",
+            description="Ein Anbieter für Tests.",
+            **fields,
+        )
+        provider.venues.append(
+            Venue(
+                key="main",
+                name=provider.name,
+                street="Markt 1",
+                postal_code="99706",
+                town="Sondershausen",
+            )
+        )
         db.session.add(provider)
         db.session.flush()
         return provider
@@ -421,12 +462,18 @@ def make_offer(app: Flask, make_edition: Callable[..., Any]) -> Callable[..., An
             db.session.add(category)
         n = _seq()
         values: dict[str, Any] = {
-            "key": f"angebot-{n}", "title": f"Testangebot {n}", "description": "Für Tests.",
-            "discount_kind": "percent", "discount_value": 10, "redemption_limit": limit,
+            "key": f"angebot-{n}",
+            "title": f"Testangebot {n}",
+            "description": "Für Tests.",
+            "discount_kind": "percent",
+            "discount_value": 10,
+            "redemption_limit": limit,
             "published": True,
         }
         values.update(fields)
-        offer = Offer(provider=provider, edition=edition or make_edition(), category=category, **values)
+        offer = Offer(
+            provider=provider, edition=edition or make_edition(), category=category, **values
+        )
         offer.venues = list(provider.venues)
         db.session.add(offer)
         db.session.flush()
@@ -442,15 +489,26 @@ def make_family(app: Flask, make_user: Callable[..., Any]) -> Callable[..., Any]
 
     from kyffikus.models import Adult, Child, Household, Locality
 
-    def _make(adults: list[tuple[str, str]] | None = None, children: list[date] | None = None,
-              with_user: bool = True, email: str | None = None, street: str = "Markt 8",
-              postal_code: str = "99706", locality: str = "Sondershausen") -> Household:
+    def _make(
+        adults: list[tuple[str, str]] | None = None,
+        children: list[date] | None = None,
+        with_user: bool = True,
+        email: str | None = None,
+        street: str = "Markt 8",
+        postal_code: str = "99706",
+        locality: str = "Sondershausen",
+    ) -> Household:
         loc = db.session.scalars(
             select(Locality).where(Locality.postal_code == postal_code, Locality.name == locality)
         ).first()
         user = make_user("family", email=email) if with_user else None
-        household = Household(user=user, street=street, postal_code=postal_code,
-                              locality=loc, consent_at=datetime.now(UTC))
+        household = Household(
+            user=user,
+            street=street,
+            postal_code=postal_code,
+            locality=loc,
+            consent_at=datetime.now(UTC),
+        )
         for i, (first, last) in enumerate(adults or [("Anna", f"Muster{_seq()}")], start=1):
             household.adults.append(Adult(position=i, first_name=first, last_name=last))
         for j, born in enumerate(children or [date(2019, 5, 17)]):
@@ -470,8 +528,13 @@ def make_pass(app: Flask, make_edition: Callable[..., Any]) -> Callable[..., Any
     from kyffikus.models import Pass, PassEvent
     from kyffikus.services import passnumber
 
-    def _make(household: Any, status: str = "active", valid_from: date = date(2026, 1, 1),
-              valid_until: date = date(2027, 12, 31), edition: Any = None) -> Pass:
+    def _make(
+        household: Any,
+        status: str = "active",
+        valid_from: date = date(2026, 1, 1),
+        valid_until: date = date(2027, 12, 31),
+        edition: Any = None,
+    ) -> Pass:
         pass_ = Pass(
             number=passnumber.generate(),
             token=secrets.token_urlsafe(24),
@@ -480,7 +543,9 @@ def make_pass(app: Flask, make_edition: Callable[..., Any]) -> Callable[..., Any
             status=status,
             valid_from=valid_from,
             valid_until=valid_until,
-            holders=[{"first_name": a.first_name, "last_name": a.last_name} for a in household.adults],
+            holders=[
+                {"first_name": a.first_name, "last_name": a.last_name} for a in household.adults
+            ],
             children_birth_dates=[c.birth_date.isoformat() for c in household.children],
         )
         pass_.events.append(PassEvent(kind="issued"))

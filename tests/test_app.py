@@ -8,7 +8,9 @@ from kyffikus import create_app
 from kyffikus.config import ConfigError
 
 
-def test_production_refuses_to_start_without_secret_key(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_production_refuses_to_start_without_secret_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
     monkeypatch.delenv("KYFFIKUS_SECRET_KEY", raising=False)
     monkeypatch.delenv("KYFFIKUS_ENV", raising=False)
     monkeypatch.setenv("KYFFIKUS_INSTANCE_PATH", str(tmp_path))
@@ -16,7 +18,9 @@ def test_production_refuses_to_start_without_secret_key(monkeypatch: pytest.Monk
         create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
 
 
-def test_development_writes_a_random_secret_key_once(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_development_writes_a_random_secret_key_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
     monkeypatch.delenv("KYFFIKUS_SECRET_KEY", raising=False)
     monkeypatch.setenv("KYFFIKUS_INSTANCE_PATH", str(tmp_path))
     first = create_app({"DEBUG": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"})

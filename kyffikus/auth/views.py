@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from flask import (
     Blueprint,
@@ -18,10 +18,13 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
+from kyffikus.auth import throttle
 from kyffikus.auth.forms import (
     ChangePasswordForm,
     CodeForm,
@@ -38,10 +41,14 @@ from kyffikus.authz import staff_needs_second_factor
 from kyffikus.extensions import db, limiter, remote_address
 from kyffikus.models.people import User
 from kyffikus.services import DomainError, accounts, twofactor
-from kyffikus.services.accounts import MailNotSent, normalise_email
+from kyffikus.services.accounts import MailNotSent
 from kyffikus.services.passwords import verify_password
 from kyffikus.services.tokens import TokenError, check_token
 from kyffikus.web import no_store, safe_next
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger("kyffikus.auth")
@@ -70,10 +77,15 @@ def _code_limit() -> str:
 
 
 def _email_key() -> str:
-    """Throttle key of the account a form names: normalised (case tricks do not help) and hashed,
-    because Flask-Limiter logs the key of a breached limit and stores it (Redis)."""
-    address = normalise_email(request.form.get("email"))[:320]
-    return "email:" + hashlib.sha256(address.encode("utf-8")).hexdigest()[:32]
+    """Throttle key of the account a form names (hashed: Flask-Limiter logs and stores keys)."""
+    return throttle.email_key(request.form.get("email"))
+
+
+def _mail_limited(view: Callable[P, R]) -> Callable[P, R]:
+    """Throttle a form that sends mail: per address and per account it names (POSTs only)."""
+    per_account = limiter.limit(_mail_limit, key_func=_email_key, methods=["POST"])
+    per_address = limiter.limit(_mail_limit, key_func=remote_address, methods=["POST"])
+    return per_address(per_account(view))
 
 
 def _user_key() -> str:
@@ -86,6 +98,12 @@ def _user_key() -> str:
 def _failed(response: Response) -> bool:
     """Count only attempts that did not succeed (a success redirects)."""
     return response.status_code != 302
+
+
+def _login_failed(response: Response) -> bool:
+    """Count logins that failed, not those refused unheard (429): the owner trying while the
+    account's budget is spent must not spend the budget of the owner's own address too."""
+    return response.status_code not in (302, 429)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -149,14 +167,122 @@ def _token_error(exc: TokenError, *, purpose: str) -> tuple[str, int]:
     ), exc.status
 
 
+# ---- pages for mailed links ------------------------------------------------------------------------
+
+# Forms that mail a link, by the link's purpose: the service that mails it (or quietly does
+# nothing), the page, and the answer shown whether or not the address has an account.
+LINK_REQUESTS: dict[str, tuple[Callable[[str | None], None], str, LazyString]] = {
+    "confirm": (
+        accounts.resend_confirmation,
+        "auth/resend_confirmation.html",
+        _l(
+            "Falls zu dieser Adresse ein Konto gehört, das noch nicht bestätigt ist, haben wir "
+            "einen neuen Bestätigungslink geschickt. Bitte sehen Sie auch im Spam-Ordner nach."
+        ),
+    ),
+    "reset": (
+        accounts.request_password_reset,
+        "auth/forgot_password.html",
+        _l(
+            "Falls zu dieser Adresse ein Konto gehört, haben wir einen Link zum Zurücksetzen des "
+            "Passworts geschickt. Er gilt eine Stunde und nur einmal."
+        ),
+    ),
+}
+
+# Links that set a password, by purpose: the service that uses the link, the page, and what the
+# user reads on the login page afterwards.
+SET_PASSWORD_LINKS: dict[str, tuple[Callable[[str, str], User], str, LazyString]] = {
+    "reset": (
+        accounts.reset_password,
+        "auth/reset_password.html",
+        _l("Ihr Passwort ist geändert. Bitte melden Sie sich mit dem neuen Passwort an."),
+    ),
+    "invite": (
+        accounts.accept_invitation,
+        "auth/accept_invite.html",
+        _l("Ihr Passwort ist gespeichert. Sie können sich jetzt anmelden."),
+    ),
+}
+
+
+def _link_request_page(purpose: str) -> Any:
+    """A form asking for a mailed link: one answer for every address (no account enumeration)."""
+    ask, template, answer = LINK_REQUESTS[purpose]
+    form = EmailForm()
+    if form.validate_on_submit():
+        ask(form.email.data)
+        db.session.commit()
+        flash(str(answer), "info")
+        return redirect(url_for("auth.login"))
+    status = 422 if form.is_submitted() else 200
+    return render_template(template, form=form), status
+
+
+def _mailed_link_page(
+    token: str,
+    purpose: str,
+    form: FlaskForm,
+    use_link: Callable[[Any], User],
+    template: str,
+    done: Callable[[User], Response],
+) -> Any:
+    """A page opened from a mailed link: GET shows the form, a valid POST uses the link once.
+
+    An unknown, used or expired link gets the error page before anything else; a refusal by the
+    service (a weak password) shows the form again; success commits once and `done` answers.
+    """
+    no_store()
+    try:
+        account = check_token(token, purpose)
+    except TokenError as exc:
+        return _token_error(exc, purpose=purpose)
+    if form.validate_on_submit():
+        try:
+            user = use_link(form)
+        except TokenError as exc:  # used up meanwhile, by a request racing this one
+            db.session.rollback()
+            return _token_error(exc, purpose=purpose)
+        except DomainError as exc:
+            db.session.rollback()
+            _add_error(form, exc)
+        else:
+            db.session.commit()
+            return done(user)
+    status = 422 if form.is_submitted() else 200
+    return render_template(template, form=form, token=token, account=account), status
+
+
+def _set_password_page(token: str, purpose: str) -> Any:
+    """Choose a password through a reset or invitation link; afterwards, log in anew."""
+    set_password, template, done_message = SET_PASSWORD_LINKS[purpose]
+
+    def done(user: User) -> Response:
+        if current_user.is_authenticated:
+            logout_user()
+        session.clear()
+        # The owner proved the mailbox: guessers elsewhere must not keep the account locked.
+        throttle.forgive_failed_logins(user)
+        flash(str(done_message), "success")
+        return redirect(url_for("auth.login"))
+
+    return _mailed_link_page(
+        token,
+        purpose,
+        SetPasswordForm(),
+        lambda form: set_password(token, form.password.data),
+        template,
+        done,
+    )
+
+
 # ---- login and logout ----------------------------------------------------------------------------
 
 
 @bp.route("/anmelden", methods=["GET", "POST"])
-@limiter.limit(_login_limit, key_func=remote_address, methods=["POST"], deduct_when=_failed)
-@limiter.limit(_login_limit, key_func=_email_key, methods=["POST"], deduct_when=_failed)
+@limiter.limit(_login_limit, key_func=remote_address, methods=["POST"], deduct_when=_login_failed)
 def login() -> Any:
-    """Log in with e-mail address and password (throttled per address and per account)."""
+    """Log in with e-mail address and password (failures throttled per address and per account)."""
     next_url = safe_next(request.args.get("next"))
     if current_user.is_authenticated and request.method == "GET":
         return _after_login(current_user, next_url)
@@ -164,7 +290,7 @@ def login() -> Any:
     status = 200
     if form.validate_on_submit():
         try:
-            user = accounts.authenticate(form.email.data, form.password.data)
+            user = throttle.authenticate(form.email.data, form.password.data)
         except DomainError as exc:
             db.session.rollback()
             form.form_errors.append(exc.message)
@@ -195,8 +321,7 @@ def logout() -> Response:
 
 
 @bp.route("/registrieren", methods=["GET", "POST"])
-@limiter.limit(_mail_limit, key_func=remote_address, methods=["POST"])
-@limiter.limit(_mail_limit, key_func=_email_key, methods=["POST"])
+@_mail_limited
 def register() -> Any:
     """Register a family account; the answer is the same whether or not the address is known."""
     if current_user.is_authenticated:
@@ -227,45 +352,28 @@ def check_email() -> str:
 @bp.route("/bestaetigen/<token>", methods=["GET", "POST"])
 def confirm_email(token: str) -> Any:
     """Confirm an e-mail address from the mailed link (GET shows a button, POST uses the link)."""
-    no_store()
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        try:
-            accounts.confirm_email(token)
-        except TokenError as exc:
-            db.session.rollback()
-            return _token_error(exc, purpose="confirm")
-        db.session.commit()
-        flash(_("Vielen Dank! Ihre E-Mail-Adresse ist bestätigt."), "success")
-        if current_user.is_authenticated:
-            return redirect(_home_for(current_user))
-        return redirect(url_for("auth.login"))
-    try:
-        check_token(token, "confirm")
-    except TokenError as exc:
-        return _token_error(exc, purpose="confirm")
-    return render_template("auth/confirm_email.html", form=form, token=token)
+    return _mailed_link_page(
+        token,
+        "confirm",
+        ConfirmForm(),
+        lambda _form: accounts.confirm_email(token),
+        "auth/confirm_email.html",
+        _email_confirmed,
+    )
+
+
+def _email_confirmed(_user: User) -> Response:
+    flash(_("Vielen Dank! Ihre E-Mail-Adresse ist bestätigt."), "success")
+    if current_user.is_authenticated:
+        return redirect(_home_for(current_user))
+    return redirect(url_for("auth.login"))
 
 
 @bp.route("/bestaetigung-anfordern", methods=["GET", "POST"])
-@limiter.limit(_mail_limit, key_func=remote_address, methods=["POST"])
-@limiter.limit(_mail_limit, key_func=_email_key, methods=["POST"])
+@_mail_limited
 def resend_confirmation() -> Any:
     """Ask for a new confirmation link (the same answer for every address)."""
-    form = EmailForm()
-    if form.validate_on_submit():
-        accounts.resend_confirmation(form.email.data)
-        db.session.commit()
-        flash(
-            _(
-                "Falls zu dieser Adresse ein Konto gehört, das noch nicht bestätigt ist, haben wir "
-                "einen neuen Bestätigungslink geschickt. Bitte sehen Sie auch im Spam-Ordner nach."
-            ),
-            "info",
-        )
-        return redirect(url_for("auth.login"))
-    status = 422 if form.is_submitted() else 200
-    return render_template("auth/resend_confirmation.html", form=form), status
+    return _link_request_page("confirm")
 
 
 @bp.post("/bestaetigung-senden")
@@ -295,60 +403,16 @@ def send_confirmation() -> Response:
 
 
 @bp.route("/passwort-vergessen", methods=["GET", "POST"])
-@limiter.limit(_mail_limit, key_func=remote_address, methods=["POST"])
-@limiter.limit(_mail_limit, key_func=_email_key, methods=["POST"])
+@_mail_limited
 def forgot_password() -> Any:
     """Ask for a password-reset link (the same answer for every address)."""
-    form = EmailForm()
-    if form.validate_on_submit():
-        accounts.request_password_reset(form.email.data)
-        db.session.commit()
-        flash(
-            _(
-                "Falls zu dieser Adresse ein Konto gehört, haben wir einen Link zum Zurücksetzen des "
-                "Passworts geschickt. Er gilt eine Stunde und nur einmal."
-            ),
-            "info",
-        )
-        return redirect(url_for("auth.login"))
-    status = 422 if form.is_submitted() else 200
-    return render_template("auth/forgot_password.html", form=form), status
+    return _link_request_page("reset")
 
 
 @bp.route("/passwort-neu/<token>", methods=["GET", "POST"])
 def reset_password(token: str) -> Any:
     """Set a new password from a reset link; every session of the account ends."""
-    no_store()
-    form = SetPasswordForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            accounts.reset_password(token, form.password.data)
-        except TokenError as exc:
-            db.session.rollback()
-            return _token_error(exc, purpose="reset")
-        except DomainError as exc:
-            db.session.rollback()
-            _add_error(form, exc)
-            status = 422
-        else:
-            db.session.commit()
-            if current_user.is_authenticated:
-                logout_user()
-            session.clear()
-            flash(
-                _("Ihr Passwort ist geändert. Bitte melden Sie sich mit dem neuen Passwort an."),
-                "success",
-            )
-            return redirect(url_for("auth.login"))
-    else:
-        if form.is_submitted():
-            status = 422
-        try:
-            check_token(token, "reset")
-        except TokenError as exc:
-            return _token_error(exc, purpose="reset")
-    return render_template("auth/reset_password.html", form=form, token=token), status
+    return _set_password_page(token, "reset")
 
 
 # ---- invitations -------------------------------------------------------------------------------------
@@ -357,35 +421,7 @@ def reset_password(token: str) -> Any:
 @bp.route("/einladung/<token>", methods=["GET", "POST"])
 def accept_invite(token: str) -> Any:
     """Accept an invitation: choose the first password (this also confirms the address)."""
-    no_store()
-    form = SetPasswordForm()
-    status = 200
-    try:
-        invited = check_token(token, "invite")
-    except TokenError as exc:
-        return _token_error(exc, purpose="invite")
-    if form.validate_on_submit():
-        try:
-            accounts.accept_invitation(token, form.password.data)
-        except TokenError as exc:
-            db.session.rollback()
-            return _token_error(exc, purpose="invite")
-        except DomainError as exc:
-            db.session.rollback()
-            _add_error(form, exc)
-            status = 422
-        else:
-            db.session.commit()
-            if current_user.is_authenticated:
-                logout_user()
-            session.clear()
-            flash(_("Ihr Passwort ist gespeichert. Sie können sich jetzt anmelden."), "success")
-            return redirect(url_for("auth.login"))
-    elif form.is_submitted():
-        status = 422
-    return render_template(
-        "auth/accept_invite.html", form=form, token=token, invited=invited
-    ), status
+    return _set_password_page(token, "invite")
 
 
 # ---- the account page ----------------------------------------------------------------------------------
@@ -462,15 +498,8 @@ def second_factor() -> Any:
     form = CodeForm()
     status = 200
     if form.validate_on_submit():
-        try:
-            kind = twofactor.verify_second_factor(user, form.code.data)
-        except DomainError as exc:
-            db.session.rollback()
-            _add_error(form, exc)
-            status = exc.status
-        else:
-            db.session.commit()
-            session["mfa_ok"] = True
+        kind, status = _code_accepted(form, lambda code: twofactor.verify_second_factor(user, code))
+        if kind is not None:
             if kind == "recovery":
                 flash(
                     _(
@@ -483,6 +512,20 @@ def second_factor() -> Any:
     elif form.is_submitted():
         status = 422
     return render_template("auth/second_factor.html", form=form, next=target), status
+
+
+def _code_accepted(form: CodeForm, check: Callable[[str], T]) -> tuple[T | None, int]:
+    """Check the form's code: (the check's answer, 200) once it passed, which also completes this
+    session's second factor; else (None, the refusal's status) with the refusal at the form."""
+    try:
+        answer = check(form.code.data)
+    except DomainError as exc:
+        db.session.rollback()
+        _add_error(form, exc)
+        return None, exc.status
+    db.session.commit()
+    session["mfa_ok"] = True
+    return answer, 200
 
 
 def _staff_only() -> User:
@@ -508,15 +551,8 @@ def two_factor_setup() -> Any:
     form = CodeForm()
     status = 200
     if secret is not None and form.validate_on_submit():
-        try:
-            codes = twofactor.confirm_setup(user, form.code.data)
-        except DomainError as exc:
-            db.session.rollback()
-            _add_error(form, exc)
-            status = exc.status
-        else:
-            db.session.commit()
-            session["mfa_ok"] = True
+        codes, status = _code_accepted(form, lambda code: twofactor.confirm_setup(user, code))
+        if codes is not None:
             no_store()
             return render_template("auth/recovery_codes.html", codes=codes, next=target)
     elif form.is_submitted():

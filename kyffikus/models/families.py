@@ -57,7 +57,9 @@ class Adult(Base):
     __table_args__ = (CheckConstraint("position IN (1, 2)", name="position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
+    household_id: Mapped[int] = mapped_column(
+        ForeignKey("household.id", ondelete="CASCADE"), index=True
+    )
     position: Mapped[int] = mapped_column(default=1)
     first_name: Mapped[str] = mapped_column(String(100))
     last_name: Mapped[str] = mapped_column(String(100), index=True)
@@ -76,7 +78,9 @@ class Child(Base):
     __tablename__ = "child"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
+    household_id: Mapped[int] = mapped_column(
+        ForeignKey("household.id", ondelete="CASCADE"), index=True
+    )
     first_name: Mapped[str] = mapped_column(String(100))
     birth_date: Mapped[date]
 
@@ -96,13 +100,17 @@ class Application(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
+    household_id: Mapped[int] = mapped_column(
+        ForeignKey("household.id", ondelete="CASCADE"), index=True
+    )
     status: Mapped[str] = mapped_column(String(20), default="draft")
     channel: Mapped[str] = mapped_column(String(20), default="online")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
     decided_at: Mapped[datetime | None]
-    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    decided_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
     rejection_reason: Mapped[str | None] = mapped_column(Text)
     # The eligibility check's outcome at submission: [{"rule": ..., "ok": ..., "message": ...}].
     eligibility: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
@@ -111,7 +119,9 @@ class Application(Base):
     # Snapshot of the household at submission, so staff decide on what was submitted.
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     consent_at: Mapped[datetime | None]
-    entered_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    entered_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
 
     household: Mapped[Household] = relationship(back_populates="applications")
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])

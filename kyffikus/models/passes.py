@@ -50,7 +50,9 @@ class Pass(Base):
     # Birth dates of the children counted (ISO strings); never shown, only ages in years.
     children_birth_dates: Mapped[list[str]] = mapped_column(JSON, default=list)
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
-    issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    issued_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
     status_changed_at: Mapped[datetime | None]
     status_reason: Mapped[str | None] = mapped_column(Text)
 
@@ -139,7 +141,9 @@ class Redemption(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(100))
     by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     undone_at: Mapped[datetime | None]
-    undone_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    undone_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
 
     pass_: Mapped[Pass | None] = relationship()
     offer: Mapped[Offer] = relationship()

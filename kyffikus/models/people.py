@@ -23,7 +23,9 @@ class User(Base):
     __tablename__ = "user_account"
     __table_args__ = (
         CheckConstraint("role IN ('family', 'provider', 'staff', 'admin')", name="role"),
-        CheckConstraint("role <> 'provider' OR provider_id IS NOT NULL", name="provider_has_provider"),
+        CheckConstraint(
+            "role <> 'provider' OR provider_id IS NOT NULL", name="provider_has_provider"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -76,12 +78,12 @@ class UserToken(Base):
     """A single-use token sent by e-mail (confirm, reset, invite); only its hash is stored."""
 
     __tablename__ = "user_token"
-    __table_args__ = (
-        CheckConstraint("purpose IN ('confirm', 'reset', 'invite')", name="purpose"),
-    )
+    __table_args__ = (CheckConstraint("purpose IN ('confirm', 'reset', 'invite')", name="purpose"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
     purpose: Mapped[str] = mapped_column(String(20))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -95,7 +97,9 @@ class RecoveryCode(Base):
     __tablename__ = "recovery_code"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     used_at: Mapped[datetime | None]
 
@@ -107,7 +111,9 @@ class ApiToken(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider_id: Mapped[int] = mapped_column(ForeignKey("provider.id"), index=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(12))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from functools import lru_cache
 from typing import Any
 
 from flask import (
@@ -16,9 +17,12 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 
+from kyffikus import pagecache
 from kyffikus.authz import provider_required
 from kyffikus.extensions import db
 from kyffikus.models.base import berlin_today, utcnow
@@ -69,28 +73,51 @@ def render_check(
     just_redeemed: Redemption | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
-    """The check page, with a result on top when there is one (also used by /v/<token>)."""
+    """The check page, with a result on top when there is one (also used by /v/<token>).
+
+    The page around the result is the same for every check: it is kept rendered per language
+    (kyffikus.pagecache) unless the number form shows an error; the result is rendered each time.
+    """
     no_store()
-    redeem_keys = {}
-    if result is not None:
+
+    def result_html() -> Markup:
+        if result is None:
+            return Markup("")
         # One fresh retry key per offer and render: a double tap or a reload posts the same key.
-        redeem_keys = {o.offer_id: secrets.token_urlsafe(16) for o in result.offers}
-    now = utcnow()
-    return (
-        render_template(
-            "provider/check.html",
-            form=form or CheckForm(formdata=None),
+        now = utcnow()
+        return pagecache.render_fragment(
+            "provider/_result.html",
             result=result,
             code=code,
-            redeem_keys=redeem_keys,
+            redeem_keys={o.offer_id: secrets.token_urlsafe(16) for o in result.offers},
             just_redeemed=just_redeemed,
             undo_until=redemptions.undo_deadline(just_redeemed)
             if just_redeemed is not None
             else None,
             can_undo=just_redeemed is not None and redemptions.can_undo(just_redeemed, now),
             checks=checks,
-        ),
-        status,
+        )
+
+    key = None
+    if form is None or not form.errors:
+        key = ("provider/check.html", str(get_locale()), current_user.role, result is not None)
+    page = pagecache.render_page(
+        "provider/check.html",
+        key,
+        {"result_html": result_html},
+        form=form,
+        has_result=result is not None,
+    )
+    return page, status
+
+
+@bp.app_template_global()
+@lru_cache(maxsize=32)
+def count_options(top: int) -> Markup:
+    """The options 0 … top of a people count, top selected (the redemption form's default)."""
+    option = Markup('<option value="{0}"{1}>{0}</option>')
+    return Markup("").join(
+        option.format(n, Markup(" selected") if n == top else "") for n in range(top + 1)
     )
 
 

@@ -6,10 +6,13 @@ from email.utils import parseaddr
 from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
-from flask_babel import ngettext
+from flask_babel import get_locale, ngettext
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from kyffikus import pagecache
 from kyffikus.i18n import LANG_COOKIE
+from kyffikus.models.base import berlin_today
 from kyffikus.public.forms import OfferFilterForm
 from kyffikus.readonly import read_only
 from kyffikus.services import directory
@@ -42,6 +45,12 @@ def home() -> str:
 @read_only
 def offers() -> tuple[str, int]:
     """The offer directory: search words, filters, sorting and pages, all kept in the URL."""
+    # The same filters give everybody of the same role the same page until the catalogue
+    # changes: a worker keeps it for a minute (kyffikus.pagecache).
+    key = _directory_key()
+    page = pagecache.cached_page(key)
+    if page is not None:
+        return page, 200
     # Edition, categories and towns change a few times a year: kept for a minute (see there).
     metadata = directory.listing_metadata()
     categories, edition = metadata.categories, metadata.edition
@@ -62,8 +71,9 @@ def offers() -> tuple[str, int]:
     else:
         results = directory.find_offers(filters, edition)
     return (
-        render_template(
+        pagecache.render_page(
             "public/offers.html",
+            key if status == 200 else None,
             form=form,
             filters=filters,
             results=results,
@@ -71,6 +81,12 @@ def offers() -> tuple[str, int]:
         ),
         status,
     )
+
+
+def _directory_key() -> tuple[Any, ...] | None:
+    """What a directory page depends on: the query, the day, the language and the role."""
+    role = current_user.role if current_user.is_authenticated else None
+    return ("public/offers.html", request.full_path, berlin_today(), str(get_locale()), role)
 
 
 @bp.get("/angebote/<int:offer_id>")

@@ -68,11 +68,8 @@ VENUE_FIELDS = (
     "longitude",
     "accessibility",
 )
-OFFER_FIELDS = (
-    "key",
-    "title",
-    "edition_id",
-    "category_id",
+# An offer's terms: what families read and what limits its use (the CSV columns of the same names).
+OFFER_TERMS = (
     "description",
     "discount_kind",
     "discount_value",
@@ -82,6 +79,8 @@ OFFER_FIELDS = (
     "redemption_limit",
     "published",
 )
+OFFER_FIELDS = ("key", "title", "edition_id", "category_id", *OFFER_TERMS)
+EDITION_FIELDS = ("number", "name", "valid_from", "valid_until")
 
 
 class CatalogueInvalid(DomainError):
@@ -113,6 +112,17 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
             value = value.strip()
         cleaned[key] = value
     return cleaned
+
+
+def _pick(values: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    """The fields that values has, text stripped."""
+    return _clean({k: values.get(k) for k in fields if k in values})
+
+
+def _key_from(values: dict[str, Any], key: str, source: str, max_len: int = 80) -> None:
+    """An empty key (slug) is made from another field, a name or title."""
+    if not values.get(key) and values.get(source):
+        values[key] = slugify(values[source], max_len)
 
 
 def _optional(values: dict[str, Any], *keys: str) -> None:
@@ -177,13 +187,16 @@ def _created(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return changes(None, values)
 
 
-def _update(obj: Any, values: dict[str, Any], actor: User | None, action: str) -> dict[str, Any]:
-    """Apply the values; audit old and new values of what changed."""
+def _update(
+    obj: Any, values: dict[str, Any], actor: User | None, action: str, **audit: Any
+) -> dict[str, Any]:
+    """Apply the values and flush; audit old and new values of what changed."""
     diff = changes(obj, values)
     for key, value in values.items():
         setattr(obj, key, value)
     if diff:
-        record(actor, action, obj, details=diff)
+        record(actor, action, obj, details=diff, **audit)
+    db.session.flush()
     return diff
 
 
@@ -202,18 +215,53 @@ def _set_published(obj: Any, published: bool, actor: User | None, kind: str) -> 
     return True
 
 
+def _unique(
+    errors: Errors, field: str, message: str, model: Any, current: Any, *conditions: Any
+) -> None:
+    """Add message to field when a row other than current meets the conditions (a key in use).
+
+    A field with a problem already is not looked up.
+    """
+    if field in errors:
+        return
+    query = select(model.id).where(*conditions)
+    if current is not None and current.id is not None:
+        query = query.where(model.id != current.id)
+    if db.session.scalar(query) is not None:
+        _add(errors, field, message)
+
+
+def _exists(*conditions: Any) -> bool:
+    """Whether any row meets the conditions (something still refers to an object)."""
+    return bool(db.session.scalar(select(exists().where(*conditions))))
+
+
+def _create(obj: Any, values: dict[str, Any], by: User | None, action: str, **details: Any) -> Any:
+    """Add a new object; audit every value (and the extra details, e.g. its parent)."""
+    db.session.add(obj)
+    db.session.flush()
+    record(by, action, obj, details=details | _created(values))
+    return obj
+
+
+def _delete(obj: Any, by: User | None, action: str, keys: tuple[str, ...]) -> None:
+    """Delete an object; the audit keeps the values of keys (what it was called)."""
+    record(by, action, obj, details=changes(obj, dict.fromkeys(keys)))
+    db.session.delete(obj)
+    db.session.flush()
+
+
 # ---- providers --------------------------------------------------------------------------------
 
 
 def normalise_provider(values: dict[str, Any]) -> dict[str, Any]:
     """Clean a provider's values; an empty slug is made from the name."""
-    v = _clean({k: values.get(k) for k in PROVIDER_FIELDS if k in values})
+    v = _pick(values, PROVIDER_FIELDS)
     _optional(v, "contact_name", "email", "phone", "website")
     v["description"] = v.get("description") or ""
     v["published"] = bool(v.get("published"))
     v["is_sample"] = bool(v.get("is_sample"))
-    if not v.get("slug") and v.get("name"):
-        v["slug"] = slugify(v["name"])
+    _key_from(v, "slug", "name")
     if v.get("email"):
         v["email"] = v["email"].lower()
     return v
@@ -226,16 +274,9 @@ def validate_provider(values: dict[str, Any], current: Provider | None = None) -
     if values.get("name"):
         _check_slug(errors, "slug", values.get("slug"), 80)
     slug = values.get("slug")
-    if slug and "slug" not in errors:
-        query = select(Provider.id).where(Provider.slug == slug)
-        if current is not None and current.id is not None:
-            query = query.where(Provider.id != current.id)
-        if db.session.scalar(query) is not None:
-            _add(
-                errors,
-                "slug",
-                _("Der Schlüssel „%(slug)s“ gehört schon einem anderen Anbieter.", slug=slug),
-            )
+    if slug:
+        message = _("Der Schlüssel „%(slug)s“ gehört schon einem anderen Anbieter.", slug=slug)
+        _unique(errors, "slug", message, Provider, current, Provider.slug == slug)
     _max_len(errors, values, "description", 5000)
     _max_len(errors, values, "contact_name", 200)
     _max_len(errors, values, "phone", 60)
@@ -268,11 +309,7 @@ def create_provider(values: dict[str, Any], by: User | None) -> Provider:
     if not values.get("slug") and v.get("name"):
         v["slug"] = unique_provider_slug(v["name"])
     _raise_if(validate_provider(v))
-    provider = Provider(**v)
-    db.session.add(provider)
-    db.session.flush()
-    record(by, "provider.create", provider, details=_created(v))
-    return provider
+    return _create(Provider(**v), v, by, "provider.create")
 
 
 def update_provider(provider: Provider, values: dict[str, Any], by: User | None) -> dict[str, Any]:
@@ -281,9 +318,7 @@ def update_provider(provider: Provider, values: dict[str, Any], by: User | None)
     if not values.get("slug"):
         v["slug"] = provider.slug
     _raise_if(validate_provider(v, provider))
-    diff = _update(provider, v, by, "provider.update")
-    db.session.flush()
-    return diff
+    return _update(provider, v, by, "provider.update")
 
 
 def set_provider_published(provider: Provider, published: bool, by: User | None) -> bool:
@@ -293,25 +328,17 @@ def set_provider_published(provider: Provider, published: bool, by: User | None)
 
 def delete_provider(provider: Provider, by: User | None) -> None:
     """Delete a provider that has no offers, accounts or redemptions yet."""
-    has_offers = db.session.scalar(select(exists().where(Offer.provider_id == provider.id)))
-    has_users = db.session.scalar(select(exists().where(User.provider_id == provider.id)))
-    has_redemptions = db.session.scalar(
-        select(exists().where(Redemption.provider_id == provider.id))
-    )
-    if has_offers or has_users or has_redemptions:
+    if (
+        _exists(Offer.provider_id == provider.id)
+        or _exists(User.provider_id == provider.id)
+        or _exists(Redemption.provider_id == provider.id)
+    ):
         raise Conflict(
             _(
                 "Der Anbieter hat schon Angebote, Konten oder Einlösungen und kann nicht gelöscht werden. Nehmen Sie ihn stattdessen aus dem Verzeichnis (nicht veröffentlichen)."
             )
         )
-    record(
-        by,
-        "provider.delete",
-        provider,
-        details=changes(provider, dict.fromkeys(("name", "slug"))),
-    )
-    db.session.delete(provider)
-    db.session.flush()
+    _delete(provider, by, "provider.delete", ("name", "slug"))
 
 
 # ---- venues -----------------------------------------------------------------------------------
@@ -319,10 +346,9 @@ def delete_provider(provider: Provider, by: User | None) -> None:
 
 def normalise_venue(values: dict[str, Any]) -> dict[str, Any]:
     """Clean a venue's values; an empty key is made from the name."""
-    v = _clean({k: values.get(k) for k in VENUE_FIELDS if k in values})
+    v = _pick(values, VENUE_FIELDS)
     _optional(v, "street", "postal_code", "accessibility", "latitude", "longitude")
-    if not v.get("key") and v.get("name"):
-        v["key"] = slugify(v["name"], 60)
+    _key_from(v, "key", "name", 60)
     return v
 
 
@@ -334,24 +360,13 @@ def validate_venue(
     _need_text(errors, values, "name", 200, _("Der Name"))
     if values.get("name") or values.get("key"):
         _check_slug(errors, "key", values.get("key"), 60)
-    if (
-        provider is not None
-        and provider.id is not None
-        and values.get("key")
-        and "key" not in errors
-    ):
-        query = select(Venue.id).where(Venue.provider_id == provider.id, Venue.key == values["key"])
-        if current is not None and current.id is not None:
-            query = query.where(Venue.id != current.id)
-        if db.session.scalar(query) is not None:
-            _add(
-                errors,
-                "key",
-                _(
-                    "Dieser Anbieter hat schon einen Standort mit dem Schlüssel „%(key)s“.",
-                    key=values["key"],
-                ),
-            )
+    key = values.get("key")
+    if provider is not None and provider.id is not None and key:
+        message = _(
+            "Dieser Anbieter hat schon einen Standort mit dem Schlüssel „%(key)s“.", key=key
+        )
+        same = (Venue.provider_id == provider.id, Venue.key == key)
+        _unique(errors, "key", message, Venue, current, *same)
     _need_text(errors, values, "town", 120, _("Der Ort"))
     _max_len(errors, values, "street", 200)
     _max_len(errors, values, "accessibility", 5000)
@@ -372,40 +387,31 @@ def create_venue(provider: Provider, values: dict[str, Any], by: User | None) ->
     """Add a venue to a provider."""
     v = normalise_venue(values)
     _raise_if(validate_venue(provider, v))
-    venue = Venue(provider=provider, **v)
-    db.session.add(venue)
-    db.session.flush()
-    record(
+    return _create(
+        Venue(provider=provider, **v),
+        v,
         by,
         "venue.create",
-        venue,
-        details={"provider_id": {"old": None, "new": provider.id}} | _created(v),
+        provider_id={"old": None, "new": provider.id},
     )
-    return venue
 
 
 def update_venue(venue: Venue, values: dict[str, Any], by: User | None) -> dict[str, Any]:
     """Change a venue."""
     v = normalise_venue(values)
     _raise_if(validate_venue(venue.provider, v, venue))
-    diff = _update(venue, v, by, "venue.update")
-    db.session.flush()
-    return diff
+    return _update(venue, v, by, "venue.update")
 
 
 def delete_venue(venue: Venue, by: User | None) -> None:
     """Delete a venue no offer names and no redemption used."""
-    if venue.offers or db.session.scalar(select(exists().where(Redemption.venue_id == venue.id))):
+    if venue.offers or _exists(Redemption.venue_id == venue.id):
         raise Conflict(
             _(
                 "Der Standort gehört noch zu Angeboten oder wurde schon bei Einlösungen genutzt und kann nicht gelöscht werden."
             )
         )
-    record(
-        by, "venue.delete", venue, details=changes(venue, dict.fromkeys(("key", "name", "town")))
-    )
-    db.session.delete(venue)
-    db.session.flush()
+    _delete(venue, by, "venue.delete", ("key", "name", "town"))
 
 
 # ---- offers -----------------------------------------------------------------------------------
@@ -413,13 +419,12 @@ def delete_venue(venue: Venue, by: User | None) -> None:
 
 def normalise_offer(values: dict[str, Any]) -> dict[str, Any]:
     """Clean an offer's values (venues as a list of venue ids); an empty key comes from the title."""
-    v = _clean({k: values.get(k) for k in (*OFFER_FIELDS, "venues") if k in values})
+    v = _pick(values, (*OFFER_FIELDS, "venues"))
     _optional(v, "conditions")
     v["description"] = v.get("description") or ""
     v["published"] = bool(v.get("published"))
     v["redemption_limit"] = v.get("redemption_limit") or "unlimited"
-    if not v.get("key") and v.get("title"):
-        v["key"] = slugify(v["title"])
+    _key_from(v, "key", "title")
     if v.get("discount_value") is not None and not isinstance(v["discount_value"], Decimal):
         v["discount_value"] = Decimal(str(v["discount_value"]))
     v["venues"] = list(v.get("venues") or [])
@@ -439,20 +444,13 @@ def validate_offer(
 
     edition_id = values.get("edition_id")
     if edition_id is None or db.session.get(Edition, edition_id) is None:
-        _add(errors, "edition_id", _("Bitte wählen Sie eine Auflage."))
-    elif values.get("key") and "key" not in errors:
-        query = select(Offer.id).where(Offer.edition_id == edition_id, Offer.key == values["key"])
-        if current is not None and current.id is not None:
-            query = query.where(Offer.id != current.id)
-        if db.session.scalar(query) is not None:
-            _add(
-                errors,
-                "key",
-                _(
-                    "In dieser Auflage gibt es schon ein Angebot mit dem Schlüssel „%(key)s“.",
-                    key=values["key"],
-                ),
-            )
+        _add(errors, "edition_id", _("Bitte wählen Sie eine Ausgabe."))
+    elif key := values.get("key"):
+        message = _(
+            "In dieser Ausgabe gibt es schon ein Angebot mit dem Schlüssel „%(key)s“.", key=key
+        )
+        same = (Offer.edition_id == edition_id, Offer.key == key)
+        _unique(errors, "key", message, Offer, current, *same)
     category_id = values.get("category_id")
     if category_id is None or db.session.get(Category, category_id) is None:
         _add(errors, "category_id", _("Bitte wählen Sie eine Kategorie."))
@@ -596,20 +594,13 @@ def set_offer_published(offer: Offer, published: bool, by: User | None) -> bool:
 
 def delete_offer(offer: Offer, by: User | None) -> None:
     """Delete an offer that was never redeemed (otherwise unpublish it)."""
-    if db.session.scalar(select(exists().where(Redemption.offer_id == offer.id))):
+    if _exists(Redemption.offer_id == offer.id):
         raise Conflict(
             _(
                 "Das Angebot wurde schon eingelöst und kann nicht gelöscht werden. Nehmen Sie es stattdessen aus dem Verzeichnis (nicht veröffentlichen)."
             )
         )
-    record(
-        by,
-        "offer.delete",
-        offer,
-        details=changes(offer, dict.fromkeys(("key", "title", "edition_id"))),
-    )
-    db.session.delete(offer)
-    db.session.flush()
+    _delete(offer, by, "offer.delete", ("key", "title", "edition_id"))
 
 
 # ---- categories -------------------------------------------------------------------------------
@@ -621,12 +612,9 @@ def validate_category(values: dict[str, Any], current: Category | None = None) -
     _need_text(errors, values, "name_de", 80, _("Der deutsche Name"))
     _need_text(errors, values, "name_en", 80, _("Der englische Name"))
     _check_slug(errors, "slug", values.get("slug"), 40)
-    if values.get("slug") and "slug" not in errors:
-        query = select(Category.id).where(Category.slug == values["slug"])
-        if current is not None:
-            query = query.where(Category.id != current.id)
-        if db.session.scalar(query) is not None:
-            _add(errors, "slug", _("Diesen Schlüssel hat schon eine andere Kategorie."))
+    if values.get("slug"):
+        message = _("Diesen Schlüssel hat schon eine andere Kategorie.")
+        _unique(errors, "slug", message, Category, current, Category.slug == values["slug"])
     position = values.get("position")
     if position is None or position < 0:
         _add(errors, "position", _("Die Position ist eine ganze Zahl ab 0."))
@@ -635,8 +623,7 @@ def validate_category(values: dict[str, Any], current: Category | None = None) -
 
 def _normalise_category(values: dict[str, Any]) -> dict[str, Any]:
     v = _clean({k: values.get(k) for k in ("slug", "name_de", "name_en", "position")})
-    if not v.get("slug") and v.get("name_de"):
-        v["slug"] = slugify(v["name_de"], 40)
+    _key_from(v, "slug", "name_de", 40)
     if v.get("position") is None:
         v["position"] = 0
     return v
@@ -646,34 +633,21 @@ def create_category(values: dict[str, Any], by: User | None) -> Category:
     """Add a category."""
     v = _normalise_category(values)
     _raise_if(validate_category(v))
-    category = Category(**v)
-    db.session.add(category)
-    db.session.flush()
-    record(by, "category.create", category, details=_created(v))
-    return category
+    return _create(Category(**v), v, by, "category.create")
 
 
 def update_category(category: Category, values: dict[str, Any], by: User | None) -> dict[str, Any]:
     """Change a category."""
     v = _normalise_category(values)
     _raise_if(validate_category(v, category))
-    diff = _update(category, v, by, "category.update")
-    db.session.flush()
-    return diff
+    return _update(category, v, by, "category.update")
 
 
 def delete_category(category: Category, by: User | None) -> None:
     """Delete a category no offer uses."""
-    if db.session.scalar(select(exists().where(Offer.category_id == category.id))):
+    if _exists(Offer.category_id == category.id):
         raise Conflict(_("Die Kategorie hat noch Angebote und kann nicht gelöscht werden."))
-    record(
-        by,
-        "category.delete",
-        category,
-        details=changes(category, dict.fromkeys(("slug", "name_de"))),
-    )
-    db.session.delete(category)
-    db.session.flush()
+    _delete(category, by, "category.delete", ("slug", "name_de"))
 
 
 # ---- editions ---------------------------------------------------------------------------------
@@ -721,21 +695,14 @@ def validate_edition(values: dict[str, Any], current: Edition | None = None) -> 
     if number is None or number < 1:
         _add(errors, "number", _("Die Nummer ist eine ganze Zahl ab 1."))
     else:
-        query = select(Edition.id).where(Edition.number == number)
-        if current is not None:
-            query = query.where(Edition.id != current.id)
-        if db.session.scalar(query) is not None:
-            _add(
-                errors,
-                "number",
-                _("Eine Auflage mit der Nummer %(number)d gibt es schon.", number=number),
-            )
+        message = _("Eine Ausgabe mit der Nummer %(number)d gibt es schon.", number=number)
+        _unique(errors, "number", message, Edition, current, Edition.number == number)
     _need_text(errors, values, "name", 120, _("Der Name"))
     valid_from, valid_until = values.get("valid_from"), values.get("valid_until")
     if valid_from is None:
-        _add(errors, "valid_from", _("Bitte geben Sie an, ab wann die Auflage gilt."))
+        _add(errors, "valid_from", _("Bitte geben Sie an, ab wann die Ausgabe gilt."))
     if valid_until is None:
-        _add(errors, "valid_until", _("Bitte geben Sie an, bis wann die Auflage gilt."))
+        _add(errors, "valid_until", _("Bitte geben Sie an, bis wann die Ausgabe gilt."))
     if valid_from is not None and valid_until is not None and valid_until < valid_from:
         _add(errors, "valid_until", _("Das Ende der Gültigkeit liegt vor ihrem Beginn."))
     return errors
@@ -745,12 +712,9 @@ def create_edition(
     values: dict[str, Any], by: User | None, *, copy_offers: bool = True
 ) -> tuple[Edition, int]:
     """Add an edition; with copy_offers, the previous edition's offers become drafts of it."""
-    v = _clean({k: values.get(k) for k in ("number", "name", "valid_from", "valid_until")})
+    v = _clean({k: values.get(k) for k in EDITION_FIELDS})
     _raise_if(validate_edition(v))
-    edition = Edition(**v)
-    db.session.add(edition)
-    db.session.flush()
-    record(by, "edition.create", edition, details=_created(v))
+    edition = _create(Edition(**v), v, by, "edition.create")
     copied = 0
     if copy_offers:
         previous = db.session.scalars(
@@ -764,6 +728,10 @@ def create_edition(
     return edition, copied
 
 
+# What a draft copy of an offer keeps (it has its own edition, is unpublished, names the original).
+_COPIED_OFFER_FIELDS = ("key", "provider_id", "category_id", "title", *OFFER_TERMS)
+
+
 def copy_offers_as_drafts(source: Edition, target: Edition, by: User | None) -> list[Offer]:
     """Copy every offer of source into target as an unpublished draft (same key, copied_from set)."""
     taken = set(db.session.scalars(select(Offer.key).where(Offer.edition_id == target.id)))
@@ -774,21 +742,9 @@ def copy_offers_as_drafts(source: Edition, target: Edition, by: User | None) -> 
     for original in originals:
         if original.key in taken:
             continue  # already copied or entered by hand: never two offers with one key
+        kept = {name: getattr(original, name) for name in _COPIED_OFFER_FIELDS}
         copy = Offer(
-            key=original.key,
-            provider_id=original.provider_id,
-            edition_id=target.id,
-            category_id=original.category_id,
-            title=original.title,
-            description=original.description,
-            discount_kind=original.discount_kind,
-            discount_value=original.discount_value,
-            conditions=original.conditions,
-            min_age=original.min_age,
-            max_age=original.max_age,
-            redemption_limit=original.redemption_limit,
-            published=False,
-            copied_from_id=original.id,
+            **kept | {"edition_id": target.id, "published": False, "copied_from_id": original.id}
         )
         copy.venues = list(original.venues)
         db.session.add(copy)
@@ -810,11 +766,9 @@ def copy_offers_as_drafts(source: Edition, target: Edition, by: User | None) -> 
 
 def update_edition(edition: Edition, values: dict[str, Any], by: User | None) -> dict[str, Any]:
     """Change an edition's number, name or dates (passes already issued keep their dates)."""
-    v = _clean({k: values.get(k) for k in ("number", "name", "valid_from", "valid_until")})
+    v = _clean({k: values.get(k) for k in EDITION_FIELDS})
     _raise_if(validate_edition(v, edition))
-    diff = _update(edition, v, by, "edition.update")
-    db.session.flush()
-    return diff
+    return _update(edition, v, by, "edition.update")
 
 
 # ---- municipalities, localities, postal codes -------------------------------------------------
@@ -824,14 +778,10 @@ def validate_municipality(values: dict[str, Any], current: Municipality | None =
     """Problems with a municipality's values (unique name)."""
     errors: Errors = {}
     _need_text(errors, values, "name", 120, _("Der Name"))
-    if values.get("name") and "name" not in errors:
-        query = select(Municipality.id).where(
-            func.lower(Municipality.name) == values["name"].lower()
-        )
-        if current is not None:
-            query = query.where(Municipality.id != current.id)
-        if db.session.scalar(query) is not None:
-            _add(errors, "name", _("Eine Gemeinde mit diesem Namen gibt es schon."))
+    if name := values.get("name"):
+        message = _("Eine Gemeinde mit diesem Namen gibt es schon.")
+        same_name = func.lower(Municipality.name) == name.lower()
+        _unique(errors, "name", message, Municipality, current, same_name)
     return errors
 
 
@@ -842,13 +792,8 @@ def save_municipality(
     v = _clean({"name": values.get("name"), "active": bool(values.get("active"))})
     _raise_if(validate_municipality(v, current))
     if current is None:
-        municipality = Municipality(**v)
-        db.session.add(municipality)
-        db.session.flush()
-        record(by, "municipality.create", municipality, details=_created(v))
-        return municipality
+        return _create(Municipality(**v), v, by, "municipality.create")
     _update(current, v, by, "municipality.update")
-    db.session.flush()
     return current
 
 
@@ -862,22 +807,11 @@ def validate_locality(values: dict[str, Any], current: Locality | None = None) -
     municipality_id = values.get("municipality_id")
     if municipality_id is None or db.session.get(Municipality, municipality_id) is None:
         _add(errors, "municipality_id", _("Bitte wählen Sie die Gemeinde."))
-    if values.get("name") and "postal_code" not in errors and "name" not in errors:
-        query = select(Locality.id).where(
-            Locality.postal_code == code, Locality.name == values["name"]
-        )
-        if current is not None:
-            query = query.where(Locality.id != current.id)
-        if db.session.scalar(query) is not None:
-            _add(
-                errors,
-                "name",
-                _(
-                    "„%(name)s“ mit der Postleitzahl %(code)s gibt es schon.",
-                    name=values["name"],
-                    code=code,
-                ),
-            )
+    name = values.get("name")
+    if name and "postal_code" not in errors:
+        message = _("„%(name)s“ mit der Postleitzahl %(code)s gibt es schon.", name=name, code=code)
+        same = (Locality.postal_code == code, Locality.name == name)
+        _unique(errors, "name", message, Locality, current, *same)
     return errors
 
 
@@ -898,13 +832,8 @@ def save_locality(current: Locality | None, values: dict[str, Any], by: User | N
             details=_created({"code": code.code}),
         )
     if current is None:
-        locality = Locality(**v)
-        db.session.add(locality)
-        db.session.flush()
-        record(by, "locality.create", locality, details=_created(v))
-        return locality
+        return _create(Locality(**v), v, by, "locality.create")
     _update(current, v, by, "locality.update")
-    db.session.flush()
     return current
 
 
@@ -923,10 +852,4 @@ def update_postal_code(code: PostalCode, values: dict[str, Any], by: User | None
     _max_len(errors, v, "note_de", 2000)
     _max_len(errors, v, "note_en", 2000)
     _raise_if(errors)
-    diff = changes(code, v)
-    for key, value in v.items():
-        setattr(code, key, value)
-    if diff:
-        record(by, "postal_code.update", code, object_id=code.code, details=diff)
-    db.session.flush()
-    return diff
+    return _update(code, v, by, "postal_code.update", object_id=code.code)

@@ -29,7 +29,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -42,44 +42,6 @@ from kyffikus.models.people import User
 from kyffikus.services import DomainError
 from kyffikus.services import catalogue_admin as admin
 from kyffikus.services.audit import record
-
-PROVIDER_COLUMNS = (
-    "slug",
-    "name",
-    "description",
-    "contact_name",
-    "email",
-    "phone",
-    "website",
-    "published",
-    "sample",
-    "venue_key",
-    "venue_name",
-    "venue_street",
-    "venue_postal_code",
-    "venue_town",
-    "venue_lat",
-    "venue_lon",
-    "venue_accessibility",
-)
-PROVIDER_REQUIRED = ("slug", "name")
-OFFER_COLUMNS = (
-    "edition",
-    "key",
-    "provider",
-    "category",
-    "title",
-    "description",
-    "discount_kind",
-    "discount_value",
-    "conditions",
-    "min_age",
-    "max_age",
-    "redemption_limit",
-    "published",
-    "venues",
-)
-OFFER_REQUIRED = ("edition", "key", "provider", "category", "title", "discount_kind", "venues")
 
 # Provider columns that must agree on every row of one provider, and their model fields.
 _PROVIDER_FIELD_OF = {
@@ -103,6 +65,10 @@ _VENUE_FIELD_OF = {
     "venue_lon": "longitude",
     "venue_accessibility": "accessibility",
 }
+PROVIDER_COLUMNS = ("slug", *_PROVIDER_FIELD_OF, *_VENUE_FIELD_OF)
+PROVIDER_REQUIRED = ("slug", "name")
+OFFER_COLUMNS = ("edition", "key", "provider", "category", "title", *admin.OFFER_TERMS, "venues")
+OFFER_REQUIRED = ("edition", "key", "provider", "category", "title", "discount_kind", "venues")
 _OFFER_COLUMN_OF = {
     "edition_id": "edition",
     "category_id": "category",
@@ -113,6 +79,8 @@ _FALSE = {"nein", "n", "false", "falsch", "no", "0", ""}
 # A spreadsheet program runs cells that start like a formula; exports defuse them with a quote.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MAX_ROWS = 5000
+
+PlanT = TypeVar("PlanT")
 
 
 @dataclass(frozen=True)
@@ -346,15 +314,8 @@ _OFFER_DEFAULTS: dict[str, Any] = {
     "redemption_limit": "unlimited",
     "published": False,
 }
-_OFFER_OPTIONAL_COLUMNS = {
-    "description": "description",
-    "discount_value": "discount_value",
-    "conditions": "conditions",
-    "min_age": "min_age",
-    "max_age": "max_age",
-    "redemption_limit": "redemption_limit",
-    "published": "published",
-}
+# The offer columns a file may leave out (the field keeps its value); each names its field.
+_OFFER_OPTIONAL_COLUMNS = {c: c for c in admin.OFFER_TERMS if c != "discount_kind"}
 
 
 def _venue_column(field_name: str) -> str:
@@ -468,42 +429,75 @@ def _plan_providers(text: str, problems: list[RowProblem]) -> tuple[list[_Provid
 
 def import_providers(data: bytes | str, by: User | None, *, dry_run: bool) -> ImportResult:
     """Check a providers file; unless dry_run and if it has no problems, write all of it."""
-    result = ImportResult("providers", dry_run=dry_run)
-    plans, result.rows = _plan_providers(decode(data), result.problems)
+    return _import("providers", data, by, dry_run, _plan_providers, _provider_rows, _write_provider)
+
+
+def _import(
+    kind: str,
+    data: bytes | str,
+    by: User | None,
+    dry_run: bool,
+    plan: Callable[[str, list[RowProblem]], tuple[list[PlanT], int]],
+    rows_of: Callable[[PlanT], list[tuple[Any, dict[str, Any]]]],
+    write: Callable[[PlanT, User | None], None],
+) -> ImportResult:
+    """Plan a file's rows, count them as new, changed or unchanged, and write all or none.
+
+    Nothing is written on a dry run or when the file has any problem.
+    """
+    result = ImportResult(kind, dry_run=dry_run)
+    plans, result.rows = plan(decode(data), result.problems)
     if result.problems:
         return result
-    for plan in plans:
-        _count(result, plan.existing, plan.values)
-        for _number, values, current in plan.venues:
+    for planned in plans:
+        for current, values in rows_of(planned):
             _count(result, current, values)
     if dry_run:
         return result
-    _write_all(result, lambda: _write_providers(plans, by), by)
+
+    def write_all() -> None:
+        for planned in plans:
+            write(planned, by)
+
+    _write_all(result, write_all, by)
     return result
 
 
 def _count(result: ImportResult, current: Any, values: dict[str, Any]) -> None:
+    """Count a row as new (no current object), changed or unchanged."""
     if current is None:
         result.created += 1
-    elif any(getattr(current, k) != v for k, v in values.items()):
+    elif any(_differs(current, k, v) for k, v in values.items()):
         result.updated += 1
     else:
         result.unchanged += 1
 
 
-def _write_providers(plans: list[_ProviderPlan], by: User | None) -> None:
-    for plan in plans:
-        values = dict(plan.values)
-        if plan.existing is None:
-            provider = admin.create_provider(values, by)
+def _differs(current: Any, field_name: str, value: Any) -> bool:
+    """Whether a planned value differs from the object's (an offer's venues come as ids)."""
+    if field_name == "venues":
+        return sorted(v.id for v in current.venues) != sorted(value)
+    return bool(getattr(current, field_name) != value)
+
+
+def _provider_rows(plan: _ProviderPlan) -> list[tuple[Any, dict[str, Any]]]:
+    """The provider and each of its venues as (the object now or None, the planned values)."""
+    venues = [(current, values) for _number, values, current in plan.venues]
+    return [(plan.existing, plan.values), *venues]
+
+
+def _write_provider(plan: _ProviderPlan, by: User | None) -> None:
+    values = dict(plan.values)
+    if plan.existing is None:
+        provider = admin.create_provider(values, by)
+    else:
+        provider = plan.existing
+        admin.update_provider(provider, values, by)
+    for _number, venue_values, current in plan.venues:
+        if current is None:
+            admin.create_venue(provider, venue_values, by)
         else:
-            provider = plan.existing
-            admin.update_provider(provider, values, by)
-        for _number, venue_values, current in plan.venues:
-            if current is None:
-                admin.create_venue(provider, venue_values, by)
-            else:
-                admin.update_venue(current, venue_values, by)
+            admin.update_venue(current, venue_values, by)
 
 
 def _write_all(result: ImportResult, write: Callable[[], None], by: User | None) -> None:
@@ -567,7 +561,7 @@ def _plan_offers(text: str, problems: list[RowProblem]) -> tuple[list[_OfferPlan
                 row.error(
                     "edition",
                     _(
-                        "Eine Auflage mit der Nummer %(number)d gibt es nicht.",
+                        "Eine Ausgabe mit der Nummer %(number)d gibt es nicht.",
                         number=edition_number,
                     ),
                 )
@@ -631,7 +625,7 @@ def _plan_offers(text: str, problems: list[RowProblem]) -> tuple[list[_OfferPlan
             row.error(
                 "provider",
                 _(
-                    "Das Angebot „%(key)s“ gehört in dieser Auflage zu einem anderen Anbieter.",
+                    "Das Angebot „%(key)s“ gehört in dieser Ausgabe zu einem anderen Anbieter.",
                     key=values["key"],
                 ),
             )
@@ -663,32 +657,22 @@ def _plan_offers(text: str, problems: list[RowProblem]) -> tuple[list[_OfferPlan
 
 def import_offers(data: bytes | str, by: User | None, *, dry_run: bool) -> ImportResult:
     """Check an offers file; unless dry_run and if it has no problems, write all of it."""
-    result = ImportResult("offers", dry_run=dry_run)
-    plans, result.rows = _plan_offers(decode(data), result.problems)
-    if result.problems:
-        return result
-    for plan in plans:
-        if plan.existing is None:
-            result.created += 1
-            continue
-        fields = {k: v for k, v in plan.values.items() if k != "venues"}
-        same_venues = sorted(v.id for v in plan.existing.venues) == sorted(plan.values["venues"])
-        if same_venues and all(getattr(plan.existing, k) == v for k, v in fields.items()):
-            result.unchanged += 1
-        else:
-            result.updated += 1
-    if dry_run:
-        return result
+    return _import(
+        "offers",
+        data,
+        by,
+        dry_run,
+        _plan_offers,
+        lambda plan: [(plan.existing, plan.values)],
+        _write_offer,
+    )
 
-    def write() -> None:
-        for plan in plans:
-            if plan.existing is None:
-                admin.create_offer(plan.provider, dict(plan.values), by)
-            else:
-                admin.update_offer(plan.existing, dict(plan.values), by)
 
-    _write_all(result, write, by)
-    return result
+def _write_offer(plan: _OfferPlan, by: User | None) -> None:
+    if plan.existing is None:
+        admin.create_offer(plan.provider, dict(plan.values), by)
+    else:
+        admin.update_offer(plan.existing, dict(plan.values), by)
 
 
 def run_import(kind: str, data: bytes | str, by: User | None, *, dry_run: bool) -> ImportResult:

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from babel.dates import format_date as babel_format_date
 from flask_babel import format_datetime, get_locale
-from flask_babel import gettext as _
 from sqlalchemy import JSON, Date, Integer, Numeric, String, bindparam, column, select, text
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import TextualSelect
 
 from kyffikus.extensions import db
+from kyffikus.i18n import gettext as _  # Flask-Babel's, looked up once per request
 from kyffikus.models.base import BERLIN, UTCDateTime
 from kyffikus.models.passes import Pass
 from kyffikus.services import passnumber

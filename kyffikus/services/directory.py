@@ -20,12 +20,13 @@ from itertools import chain
 from typing import Any
 
 from flask import current_app
-from flask_babel import format_currency, format_decimal, get_locale, gettext, ngettext
+from flask_babel import format_currency, format_decimal, get_locale
 from flask_sqlalchemy.pagination import Pagination, SelectPagination
 from sqlalchemy import ColumnElement, Select, and_, case, event, false, func, or_, select
 from sqlalchemy.orm import Session, SessionTransaction, contains_eager, joinedload, selectinload
 
 from kyffikus.extensions import db
+from kyffikus.i18n import gettext, ngettext  # Flask-Babel's, looked up once per request
 from kyffikus.models.base import berlin_today
 from kyffikus.models.catalogue import Category, Edition, Offer, Provider, Venue, offer_venue
 from kyffikus.services import DomainError
@@ -347,6 +348,11 @@ def _catalogue_transaction_ended(session: Session, transaction: SessionTransacti
         _catalogue_version += 1
         if transaction.parent is None:
             session.info.pop(_WRITTEN, None)
+
+
+def catalogue_version() -> int:
+    """A number that changes whenever this process writes the catalogue (for caches of it)."""
+    return _catalogue_version
 
 
 def listing_metadata(today: date | None = None) -> ListingMetadata:

@@ -25,12 +25,16 @@ def send_mail(to: str, subject: str, template: str, **context: object) -> None:
     msg.set_content(body)
     backend = cfg.get("MAIL_BACKEND", "smtp")
     if backend == "console":
-        sys.stdout.write(f"\n----- E-Mail an {to} -----\nBetreff: {subject}\n\n{body}\n----- Ende -----\n")
+        sys.stdout.write(
+            f"\n----- E-Mail an {to} -----\nBetreff: {subject}\n\n{body}\n----- Ende -----\n"
+        )
         sys.stdout.flush()
         return
     if backend == "none":
         return
-    with smtplib.SMTP(cfg["MAIL_SERVER"], int(cfg["MAIL_PORT"]), timeout=cfg["MAIL_TIMEOUT"]) as smtp:
+    with smtplib.SMTP(
+        cfg["MAIL_SERVER"], int(cfg["MAIL_PORT"]), timeout=cfg["MAIL_TIMEOUT"]
+    ) as smtp:
         if cfg.get("MAIL_USE_TLS"):
             smtp.starttls()
         if cfg.get("MAIL_USERNAME"):

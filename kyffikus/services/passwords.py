@@ -58,7 +58,10 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 def common_passwords() -> frozenset[str]:
     """The shipped list of common passwords (lower case)."""
     data = resources.files("kyffikus") / "data"
-    with (data / "common-passwords.txt.gz").open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as fh:
+    with (
+        (data / "common-passwords.txt.gz").open("rb") as raw,
+        gzip.open(raw, "rt", encoding="utf-8") as fh,
+    ):
         words = {line.strip().lower() for line in fh if line.strip()}
     words |= {
         line.strip().lower()
@@ -75,7 +78,9 @@ def password_problem(password: str, *, email: str | None = None) -> str | None:
     if len(password) > MAX_LENGTH:
         return _("Das Passwort darf höchstens %(n)d Zeichen lang sein.", n=MAX_LENGTH)
     if password.lower() in common_passwords():
-        return _("Dieses Passwort ist zu verbreitet und leicht zu erraten. Bitte wählen Sie ein anderes.")
+        return _(
+            "Dieses Passwort ist zu verbreitet und leicht zu erraten. Bitte wählen Sie ein anderes."
+        )
     if email and password.lower() == email.lower():
         return _("Das Passwort darf nicht Ihre E-Mail-Adresse sein.")
     return None

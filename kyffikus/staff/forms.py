@@ -40,7 +40,7 @@ DISCOUNT_KIND_LABELS = {
 LIMIT_LABELS = {
     "unlimited": _l("beliebig oft"),
     "per_day": _l("einmal am Tag"),
-    "per_edition": _l("einmal je Auflage"),
+    "per_edition": _l("einmal je Ausgabe"),
 }
 ROLE_LABELS = {
     "family": _l("Familie"),
@@ -58,6 +58,23 @@ def db_id(value: Any) -> int:
     """An id chosen in a form; a number no row can have becomes 0 (unknown), not a database error."""
     number = int(value)
     return number if 0 < number <= MAX_INT else 0
+
+
+def _name_field(label: Any, length: int) -> StringField:
+    """A name that must be given, of at most length characters."""
+    return StringField(
+        label, validators=[InputRequired(_l("Bitte geben Sie den Namen an.")), _max(length)]
+    )
+
+
+def _provider_field() -> SelectField:
+    """The provider of an account (choices filled by the view; 0 is none)."""
+    return SelectField(
+        _l("Anbieter"),
+        coerce=db_id,
+        validate_choice=False,
+        description=_l("Nur für Anbieter-Konten."),
+    )
 
 
 class NumberField(StringField):
@@ -156,9 +173,7 @@ class ConfirmForm(FlaskForm):
 class ProviderForm(FlaskForm):
     """A provider's details."""
 
-    name = StringField(
-        _l("Name"), validators=[InputRequired(_l("Bitte geben Sie den Namen an.")), _max(200)]
-    )
+    name = _name_field(_l("Name"), 200)
     slug = StringField(
         _l("Schlüssel für Adressen"),
         validators=[Optional(), _max(80)],
@@ -186,9 +201,7 @@ class ProviderForm(FlaskForm):
 class VenueForm(FlaskForm):
     """A venue of a provider."""
 
-    name = StringField(
-        _l("Name"), validators=[InputRequired(_l("Bitte geben Sie den Namen an.")), _max(200)]
-    )
+    name = _name_field(_l("Name"), 200)
     key = StringField(
         _l("Schlüssel"),
         validators=[Optional(), _max(60)],
@@ -219,10 +232,10 @@ class OfferForm(FlaskForm):
         _l("Schlüssel"),
         validators=[Optional(), _max(80)],
         description=_l(
-            "Leer lassen: wird aus dem Titel gebildet. Gleich über die Auflagen hinweg."
+            "Leer lassen: wird aus dem Titel gebildet. Gleich über die Ausgaben hinweg."
         ),
     )
-    edition_id = SelectField(_l("Auflage"), coerce=db_id, validate_choice=False)
+    edition_id = SelectField(_l("Ausgabe"), coerce=db_id, validate_choice=False)
     category_id = SelectField(_l("Kategorie"), coerce=db_id, validate_choice=False)
     description = TextAreaField(_l("Beschreibung"), validators=[Optional(), _max(5000)])
     discount_kind = SelectField(
@@ -255,14 +268,8 @@ class OfferForm(FlaskForm):
 class CategoryForm(FlaskForm):
     """A category of offers."""
 
-    name_de = StringField(
-        _l("Name (deutsch)"),
-        validators=[InputRequired(_l("Bitte geben Sie den Namen an.")), _max(80)],
-    )
-    name_en = StringField(
-        _l("Name (englisch)"),
-        validators=[InputRequired(_l("Bitte geben Sie den Namen an.")), _max(80)],
-    )
+    name_de = _name_field(_l("Name (deutsch)"), 80)
+    name_en = _name_field(_l("Name (englisch)"), 80)
     slug = StringField(
         _l("Schlüssel"),
         validators=[Optional(), _max(40)],
@@ -279,9 +286,7 @@ class EditionForm(FlaskForm):
     number = NumberField(
         _l("Nummer"), integer=True, validators=[InputRequired(_l("Bitte geben Sie die Nummer an."))]
     )
-    name = StringField(
-        _l("Name"), validators=[InputRequired(_l("Bitte geben Sie den Namen an.")), _max(120)]
-    )
+    name = _name_field(_l("Name"), 120)
     valid_from = DayField(
         _l("Gültig ab"), validators=[InputRequired(_l("Bitte geben Sie das Datum an."))]
     )
@@ -294,7 +299,7 @@ class NewEditionForm(EditionForm):
     """A new edition, optionally with the previous edition's offers as drafts."""
 
     copy_offers = BooleanField(
-        _l("Angebote der vorigen Auflage als Entwürfe übernehmen"),
+        _l("Angebote der vorigen Ausgabe als Entwürfe übernehmen"),
         default=True,
         description=_l(
             "Die Kopien sind nicht veröffentlicht, bis Sie sie geprüft und freigegeben haben."
@@ -305,19 +310,14 @@ class NewEditionForm(EditionForm):
 class MunicipalityForm(FlaskForm):
     """A municipality of the district."""
 
-    name = StringField(
-        _l("Name"), validators=[InputRequired(_l("Bitte geben Sie den Namen an.")), _max(120)]
-    )
+    name = _name_field(_l("Name"), 120)
     active = BooleanField(_l("Aktiv (gehört zum Kreis)"), default=True)
 
 
 class LocalityForm(FlaskForm):
     """A locality with its postal code."""
 
-    name = StringField(
-        _l("Name des Orts"),
-        validators=[InputRequired(_l("Bitte geben Sie den Namen an.")), _max(120)],
-    )
+    name = _name_field(_l("Name des Orts"), 120)
     postal_code = StringField(
         _l("Postleitzahl"),
         validators=[InputRequired(_l("Bitte geben Sie die Postleitzahl an.")), _max(5)],
@@ -398,12 +398,7 @@ class InviteForm(FlaskForm):
         render_kw={"type": "email", "autocomplete": "off"},
     )
     role = SelectField(_l("Rolle"), validate_choice=False)
-    provider_id = SelectField(
-        _l("Anbieter"),
-        coerce=db_id,
-        validate_choice=False,
-        description=_l("Nur für Anbieter-Konten."),
-    )
+    provider_id = _provider_field()
 
 
 class RoleForm(FlaskForm):
@@ -414,12 +409,7 @@ class RoleForm(FlaskForm):
         choices=[SelectChoice(k, ROLE_LABELS[k]) for k in ("provider", "staff", "admin")],
         validate_choice=False,
     )
-    provider_id = SelectField(
-        _l("Anbieter"),
-        coerce=db_id,
-        validate_choice=False,
-        description=_l("Nur für Anbieter-Konten."),
-    )
+    provider_id = _provider_field()
 
 
 class SettingsForm(FlaskForm):

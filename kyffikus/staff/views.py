@@ -6,9 +6,9 @@ call one service, commit once and redirect; a refused change re-renders the form
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import (
     Blueprint,
@@ -23,7 +23,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
@@ -48,7 +48,6 @@ from kyffikus.models import (
 )
 from kyffikus.services import Conflict, DomainError, catalogue_csv, users_admin
 from kyffikus.services import catalogue_admin as catalogue
-from kyffikus.services.accounts import MailNotSent
 from kyffikus.services.audit import record
 from kyffikus.staff.forms import (
     ROLE_LABELS,
@@ -72,6 +71,8 @@ from kyffikus.web import no_store, safe_next
 
 bp = Blueprint("staff", __name__)
 
+T = TypeVar("T")
+
 PAGE_SIZE = 50
 # More pages than any list has; a bigger ?page= would overflow the database's OFFSET.
 MAX_PAGE = 100_000
@@ -80,6 +81,37 @@ MAX_PAGE = 100_000
 def _page_number() -> int:
     """The ?page= argument as a page from 1 to MAX_PAGE; anything else is page 1."""
     return max(1, min(request.args.get("page", 1, type=int) or 1, MAX_PAGE))
+
+
+def _paginate(statement: Select[Any]) -> Any:
+    """The ?page= page of a list, PAGE_SIZE rows."""
+    return db.paginate(statement, page=_page_number(), per_page=PAGE_SIZE, error_out=False)
+
+
+def _filtered(
+    statement: Select[Any],
+    q: str,
+    columns: tuple[Any, ...],
+    published: Any,
+    state: str,
+    hidden_state: str,
+) -> Select[Any]:
+    """Rows where a column contains q (any case; % and _ are literal) and of a published state.
+
+    state "veroeffentlicht" keeps the published rows, state hidden_state the unpublished ones.
+    """
+    if q:
+        pattern = (
+            "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        statement = statement.where(
+            or_(*(func.lower(column).like(pattern, escape="\\") for column in columns))
+        )
+    if state == "veroeffentlicht":
+        statement = statement.where(published.is_(True))
+    elif state == hidden_state:
+        statement = statement.where(published.is_(False))
+    return statement
 
 
 @bp.app_template_global("has_endpoint")
@@ -135,8 +167,63 @@ def _refused(form: FlaskForm, exc: DomainError) -> None:
         form.form_errors.append(exc.message)
 
 
-def _form_page(form: FlaskForm, status: int = 200, **context: Any) -> tuple[str, int]:
-    return render_template("staff/form.html", form=form, **context), status
+def _form_view(
+    form: FlaskForm, save: Callable[[], T], done: Callable[[T], Response], **page: Any
+) -> Any:
+    """A staff form page (staff/form.html): a valid submit is saved, committed and done.
+
+    save runs in a savepoint and returns what done needs to flash and redirect; a refused
+    change stays on the form, shown with status 422. page: title, back_url, back_label, ...
+    """
+    if form.validate_on_submit():
+        try:
+            with _savepoint():
+                saved = save()
+        except DomainError as exc:
+            _refused(form, exc)
+        else:
+            db.session.commit()
+            return done(saved)
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("staff/form.html", form=form, **page), status
+
+
+def _form_back(
+    form: FlaskForm, save: Callable[[], object], saved: str, title: str, back_url: str, **page: Any
+) -> Any:
+    """A staff form page whose saving flashes saved and goes back where its back link points."""
+    return _form_view(
+        form, save, lambda _result: _go(back_url, saved), title=title, back_url=back_url, **page
+    )
+
+
+def _go(target: str, message: str, category: str = "success") -> Response:
+    """Flash the message and redirect to target."""
+    flash(message, category)
+    return redirect(target)
+
+
+def _button_action(change: Callable[[], object]) -> bool:
+    """Run a button's change in a savepoint and commit it; a refusal is flashed as an error."""
+    try:
+        with _savepoint():
+            change()
+    except DomainError as exc:
+        flash(exc.message, "error")
+        return False
+    db.session.commit()
+    return True
+
+
+def _publish_button(
+    change: Callable[[bool], object], published_message: str, hidden_message: str, default: str
+) -> Response:
+    """Publish (published=1) or unpublish (published=0) from a button, then back to next."""
+    published = request.form.get("published") == "1"
+    change(published)
+    db.session.commit()
+    flash(published_message if published else hidden_message, "success")
+    return _back(default)
 
 
 def _back(default: str) -> Response:
@@ -144,11 +231,14 @@ def _back(default: str) -> Response:
     return redirect(safe_next(request.form.get("next"), default) or default)
 
 
-def _check_csrf() -> None:
-    """Buttons post only a CSRF token: check it (the global CSRFProtect does too)."""
-    form = ConfirmForm()
-    if not form.validate_on_submit():
+def _posted(model: type[T], ident: int) -> T:
+    """The object a button posts to, once the token is checked (a bad one is 400, before 404).
+
+    Buttons post only a CSRF token (the global CSRFProtect checks it too).
+    """
+    if not ConfirmForm().validate_on_submit():
         abort(400)
+    return db.get_or_404(model, ident)
 
 
 def _choices_editions() -> list[SelectChoice]:
@@ -217,23 +307,15 @@ def providers() -> str:
     """Providers, searchable by name, filterable by published state."""
     q = (request.args.get("q") or "").strip()[:200]
     state = request.args.get("status", "")
-    statement = select(Provider).order_by(Provider.name)
-    if q:
-        pattern = (
-            "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        )
-        statement = statement.where(
-            or_(
-                func.lower(Provider.name).like(pattern, escape="\\"),
-                func.lower(Provider.slug).like(pattern, escape="\\"),
-            )
-        )
-    if state == "veroeffentlicht":
-        statement = statement.where(Provider.published.is_(True))
-    elif state == "verborgen":
-        statement = statement.where(Provider.published.is_(False))
-    page = db.paginate(statement, page=_page_number(), per_page=PAGE_SIZE, error_out=False)
-    return render_template("staff/providers.html", page=page, q=q, state=state)
+    statement = _filtered(
+        select(Provider).order_by(Provider.name),
+        q,
+        (Provider.name, Provider.slug),
+        Provider.published,
+        state,
+        "verborgen",
+    )
+    return render_template("staff/providers.html", page=_paginate(statement), q=q, state=state)
 
 
 @bp.route("/anbieter/neu", methods=["GET", "POST"])
@@ -241,19 +323,13 @@ def providers() -> str:
 def provider_new() -> Any:
     """Add a provider."""
     form = ProviderForm()
-    if form.validate_on_submit():
-        try:
-            with _savepoint():
-                provider = catalogue.create_provider(form.data, current_user)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Der Anbieter „%(name)s“ wurde angelegt.", name=provider.name), "success")
-            return redirect(url_for("staff.provider_detail", provider_id=provider.id))
-    return _form_page(
+    return _form_view(
         form,
-        422 if form.errors or form.form_errors else 200,
+        lambda: catalogue.create_provider(form.data, current_user),
+        lambda provider: _go(
+            url_for("staff.provider_detail", provider_id=provider.id),
+            _("Der Anbieter „%(name)s“ wurde angelegt.", name=provider.name),
+        ),
         title=_("Neuer Anbieter"),
         back_url=url_for("staff.providers"),
         back_label=_("Zurück zu den Anbietern"),
@@ -283,21 +359,12 @@ def provider_edit(provider_id: int) -> Any:
     """Change a provider."""
     provider = db.get_or_404(Provider, provider_id)
     form = ProviderForm(obj=provider)
-    if form.validate_on_submit():
-        try:
-            with _savepoint():
-                catalogue.update_provider(provider, form.data, current_user)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Die Angaben wurden gespeichert."), "success")
-            return redirect(url_for("staff.provider_detail", provider_id=provider.id))
-    return _form_page(
+    return _form_back(
         form,
-        422 if form.errors or form.form_errors else 200,
-        title=_("%(name)s bearbeiten", name=provider.name),
-        back_url=url_for("staff.provider_detail", provider_id=provider.id),
+        lambda: catalogue.update_provider(provider, form.data, current_user),
+        _("Die Angaben wurden gespeichert."),
+        _("%(name)s bearbeiten", name=provider.name),
+        url_for("staff.provider_detail", provider_id=provider.id),
         back_label=_("Zurück zum Anbieter"),
     )
 
@@ -306,34 +373,24 @@ def provider_edit(provider_id: int) -> Any:
 @staff_required
 def provider_publish(provider_id: int) -> Response:
     """Publish (published=1) or unpublish (published=0) a provider."""
-    _check_csrf()
-    provider = db.get_or_404(Provider, provider_id)
-    published = request.form.get("published") == "1"
-    catalogue.set_provider_published(provider, published, current_user)
-    db.session.commit()
-    if published:
-        flash(_("„%(name)s“ steht jetzt im Verzeichnis.", name=provider.name), "success")
-    else:
-        flash(_("„%(name)s“ ist nicht mehr im Verzeichnis.", name=provider.name), "success")
-    return _back(url_for("staff.provider_detail", provider_id=provider.id))
+    provider = _posted(Provider, provider_id)
+    return _publish_button(
+        lambda published: catalogue.set_provider_published(provider, published, current_user),
+        _("„%(name)s“ steht jetzt im Verzeichnis.", name=provider.name),
+        _("„%(name)s“ ist nicht mehr im Verzeichnis.", name=provider.name),
+        url_for("staff.provider_detail", provider_id=provider.id),
+    )
 
 
 @bp.post("/anbieter/<int:provider_id>/loeschen")
 @staff_required
 def provider_delete(provider_id: int) -> Response:
     """Delete a provider without offers, accounts or redemptions."""
-    _check_csrf()
-    provider = db.get_or_404(Provider, provider_id)
+    provider = _posted(Provider, provider_id)
     name = provider.name
-    try:
-        with _savepoint():
-            catalogue.delete_provider(provider, current_user)
-    except DomainError as exc:
-        flash(exc.message, "error")
+    if not _button_action(lambda: catalogue.delete_provider(provider, current_user)):
         return redirect(url_for("staff.provider_detail", provider_id=provider_id))
-    db.session.commit()
-    flash(_("Der Anbieter „%(name)s“ wurde gelöscht.", name=name), "success")
-    return redirect(url_for("staff.providers"))
+    return _go(url_for("staff.providers"), _("Der Anbieter „%(name)s“ wurde gelöscht.", name=name))
 
 
 @bp.route("/anbieter/<int:provider_id>/standorte/neu", methods=["GET", "POST"])
@@ -342,21 +399,12 @@ def venue_new(provider_id: int) -> Any:
     """Add a venue to a provider."""
     provider = db.get_or_404(Provider, provider_id)
     form = VenueForm()
-    if form.validate_on_submit():
-        try:
-            with _savepoint():
-                catalogue.create_venue(provider, form.data, current_user)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Der Standort wurde angelegt."), "success")
-            return redirect(url_for("staff.provider_detail", provider_id=provider.id))
-    return _form_page(
+    return _form_back(
         form,
-        422 if form.errors or form.form_errors else 200,
-        title=_("Neuer Standort für %(name)s", name=provider.name),
-        back_url=url_for("staff.provider_detail", provider_id=provider.id),
+        lambda: catalogue.create_venue(provider, form.data, current_user),
+        _("Der Standort wurde angelegt."),
+        _("Neuer Standort für %(name)s", name=provider.name),
+        url_for("staff.provider_detail", provider_id=provider.id),
         back_label=_("Zurück zum Anbieter"),
     )
 
@@ -367,21 +415,12 @@ def venue_edit(venue_id: int) -> Any:
     """Change a venue."""
     venue = db.get_or_404(Venue, venue_id)
     form = VenueForm(obj=venue)
-    if form.validate_on_submit():
-        try:
-            with _savepoint():
-                catalogue.update_venue(venue, form.data, current_user)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Der Standort wurde gespeichert."), "success")
-            return redirect(url_for("staff.provider_detail", provider_id=venue.provider_id))
-    return _form_page(
+    return _form_back(
         form,
-        422 if form.errors or form.form_errors else 200,
-        title=_("Standort „%(name)s“ bearbeiten", name=venue.name),
-        back_url=url_for("staff.provider_detail", provider_id=venue.provider_id),
+        lambda: catalogue.update_venue(venue, form.data, current_user),
+        _("Der Standort wurde gespeichert."),
+        _("Standort „%(name)s“ bearbeiten", name=venue.name),
+        url_for("staff.provider_detail", provider_id=venue.provider_id),
         back_label=_("Zurück zum Anbieter"),
     )
 
@@ -390,16 +429,9 @@ def venue_edit(venue_id: int) -> Any:
 @staff_required
 def venue_delete(venue_id: int) -> Response:
     """Delete a venue no offer uses."""
-    _check_csrf()
-    venue = db.get_or_404(Venue, venue_id)
+    venue = _posted(Venue, venue_id)
     provider_id = venue.provider_id
-    try:
-        with _savepoint():
-            catalogue.delete_venue(venue, current_user)
-    except DomainError as exc:
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    if _button_action(lambda: catalogue.delete_venue(venue, current_user)):
         flash(_("Der Standort wurde gelöscht."), "success")
     return redirect(url_for("staff.provider_detail", provider_id=provider_id))
 
@@ -429,24 +461,15 @@ def offers() -> str:
             .options(selectinload(Offer.provider), selectinload(Offer.category))
             .order_by(Provider.name, Offer.title)
         )
-        if q:
-            pattern = (
-                "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            )
-            statement = statement.where(
-                or_(
-                    func.lower(Offer.title).like(pattern, escape="\\"),
-                    func.lower(Provider.name).like(pattern, escape="\\"),
-                    func.lower(Offer.key).like(pattern, escape="\\"),
-                )
-            )
-        if state == "veroeffentlicht":
-            statement = statement.where(Offer.published.is_(True))
-        elif state == "entwurf":
-            statement = statement.where(Offer.published.is_(False))
-        page = db.paginate(statement, page=_page_number(), per_page=PAGE_SIZE, error_out=False)
+        columns = (Offer.title, Provider.name, Offer.key)
+        page = _paginate(_filtered(statement, q, columns, Offer.published, state, "entwurf"))
     return render_template(
-        "staff/offers.html", page=page, editions=editions, edition=edition, q=q, state=state
+        "staff/offers.html",
+        page=page,
+        editions=editions,
+        edition=edition,
+        q=q,
+        state=state,
     )
 
 
@@ -480,19 +503,13 @@ def offer_new(provider_id: int) -> Any:
     """Add an offer of a provider."""
     provider = db.get_or_404(Provider, provider_id)
     form = _offer_form(provider)
-    if form.validate_on_submit():
-        try:
-            with _savepoint():
-                offer = catalogue.create_offer(provider, _offer_values(form), current_user)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Das Angebot „%(title)s“ wurde angelegt.", title=offer.title), "success")
-            return redirect(url_for("staff.offer_preview", offer_id=offer.id))
-    return _form_page(
+    return _form_view(
         form,
-        422 if form.errors or form.form_errors else 200,
+        lambda: catalogue.create_offer(provider, _offer_values(form), current_user),
+        lambda offer: _go(
+            url_for("staff.offer_preview", offer_id=offer.id),
+            _("Das Angebot „%(title)s“ wurde angelegt.", title=offer.title),
+        ),
         title=_("Neues Angebot von %(name)s", name=provider.name),
         back_url=url_for("staff.provider_detail", provider_id=provider.id),
         back_label=_("Zurück zum Anbieter"),
@@ -510,21 +527,12 @@ def offer_edit(offer_id: int) -> Any:
     """Change an offer."""
     offer = db.get_or_404(Offer, offer_id)
     form = _offer_form(offer.provider, offer)
-    if form.validate_on_submit():
-        try:
-            with _savepoint():
-                catalogue.update_offer(offer, _offer_values(form), current_user)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Das Angebot wurde gespeichert."), "success")
-            return redirect(url_for("staff.offer_preview", offer_id=offer.id))
-    return _form_page(
+    return _form_back(
         form,
-        422 if form.errors or form.form_errors else 200,
-        title=_("Angebot „%(title)s“ bearbeiten", title=offer.title),
-        back_url=url_for("staff.offer_preview", offer_id=offer.id),
+        lambda: catalogue.update_offer(offer, _offer_values(form), current_user),
+        _("Das Angebot wurde gespeichert."),
+        _("Angebot „%(title)s“ bearbeiten", title=offer.title),
+        url_for("staff.offer_preview", offer_id=offer.id),
         back_label=_("Zurück zur Vorschau"),
     )
 
@@ -542,34 +550,27 @@ def offer_preview(offer_id: int) -> str:
 @staff_required
 def offer_publish(offer_id: int) -> Response:
     """Publish (published=1) or unpublish (published=0) an offer."""
-    _check_csrf()
-    offer = db.get_or_404(Offer, offer_id)
-    published = request.form.get("published") == "1"
-    catalogue.set_offer_published(offer, published, current_user)
-    db.session.commit()
-    if published:
-        flash(_("„%(title)s“ ist veröffentlicht.", title=offer.title), "success")
-    else:
-        flash(_("„%(title)s“ ist nicht mehr veröffentlicht.", title=offer.title), "success")
-    return _back(url_for("staff.offer_preview", offer_id=offer.id))
+    offer = _posted(Offer, offer_id)
+    return _publish_button(
+        lambda published: catalogue.set_offer_published(offer, published, current_user),
+        _("„%(title)s“ ist veröffentlicht.", title=offer.title),
+        _("„%(title)s“ ist nicht mehr veröffentlicht.", title=offer.title),
+        url_for("staff.offer_preview", offer_id=offer.id),
+    )
 
 
 @bp.post("/angebote/<int:offer_id>/loeschen")
 @staff_required
 def offer_delete(offer_id: int) -> Response:
     """Delete an offer that was never redeemed."""
-    _check_csrf()
-    offer = db.get_or_404(Offer, offer_id)
+    offer = _posted(Offer, offer_id)
     provider_id = offer.provider_id
-    try:
-        with _savepoint():
-            catalogue.delete_offer(offer, current_user)
-    except DomainError as exc:
-        flash(exc.message, "error")
+    if not _button_action(lambda: catalogue.delete_offer(offer, current_user)):
         return redirect(url_for("staff.offer_preview", offer_id=offer_id))
-    db.session.commit()
-    flash(_("Das Angebot wurde gelöscht."), "success")
-    return redirect(url_for("staff.provider_detail", provider_id=provider_id))
+    return _go(
+        url_for("staff.provider_detail", provider_id=provider_id),
+        _("Das Angebot wurde gelöscht."),
+    )
 
 
 # ---- categories -------------------------------------------------------------------------------
@@ -593,21 +594,12 @@ def categories() -> str:
 def category_new() -> Any:
     """Add a category."""
     form = CategoryForm()
-    if form.validate_on_submit():
-        try:
-            with _savepoint():
-                catalogue.create_category(form.data, current_user)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Die Kategorie wurde angelegt."), "success")
-            return redirect(url_for("staff.categories"))
-    return _form_page(
+    return _form_back(
         form,
-        422 if form.errors or form.form_errors else 200,
-        title=_("Neue Kategorie"),
-        back_url=url_for("staff.categories"),
+        lambda: catalogue.create_category(form.data, current_user),
+        _("Die Kategorie wurde angelegt."),
+        _("Neue Kategorie"),
+        url_for("staff.categories"),
         back_label=_("Zurück zu den Kategorien"),
     )
 
@@ -618,21 +610,12 @@ def category_edit(category_id: int) -> Any:
     """Change a category."""
     category = db.get_or_404(Category, category_id)
     form = CategoryForm(obj=category)
-    if form.validate_on_submit():
-        try:
-            with _savepoint():
-                catalogue.update_category(category, form.data, current_user)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Die Kategorie wurde gespeichert."), "success")
-            return redirect(url_for("staff.categories"))
-    return _form_page(
+    return _form_back(
         form,
-        422 if form.errors or form.form_errors else 200,
-        title=_("Kategorie „%(name)s“ bearbeiten", name=category.name_de),
-        back_url=url_for("staff.categories"),
+        lambda: catalogue.update_category(category, form.data, current_user),
+        _("Die Kategorie wurde gespeichert."),
+        _("Kategorie „%(name)s“ bearbeiten", name=category.name_de),
+        url_for("staff.categories"),
         back_label=_("Zurück zu den Kategorien"),
     )
 
@@ -641,15 +624,8 @@ def category_edit(category_id: int) -> Any:
 @staff_required
 def category_delete(category_id: int) -> Response:
     """Delete a category without offers."""
-    _check_csrf()
-    category = db.get_or_404(Category, category_id)
-    try:
-        with _savepoint():
-            catalogue.delete_category(category, current_user)
-    except DomainError as exc:
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    category = _posted(Category, category_id)
+    if _button_action(lambda: catalogue.delete_category(category, current_user)):
         flash(_("Die Kategorie wurde gelöscht."), "success")
     return redirect(url_for("staff.categories"))
 
@@ -674,6 +650,19 @@ def editions() -> str:
     return render_template("staff/editions.html", rows=rows, today=berlin_today())
 
 
+def _edition_created(created: tuple[Edition, int]) -> Response:
+    """Say how many offers a new edition took over as drafts, and show them."""
+    edition, copied = created
+    return _go(
+        url_for("staff.offers", auflage=edition.number, status="entwurf"),
+        _(
+            "Die Ausgabe %(number)d wurde angelegt; %(count)d Angebote wurden als Entwürfe übernommen.",
+            number=edition.number,
+            count=copied,
+        ),
+    )
+
+
 @bp.route("/auflagen/neu", methods=["GET", "POST"])
 @staff_required
 def edition_new() -> Any:
@@ -681,35 +670,18 @@ def edition_new() -> Any:
     form = NewEditionForm(
         data=catalogue.next_edition_defaults() if request.method == "GET" else None
     )
-    if form.validate_on_submit():
-        values = dict(form.data)
-        try:
-            with _savepoint():
-                edition, copied = catalogue.create_edition(
-                    values, current_user, copy_offers=bool(values.get("copy_offers"))
-                )
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(
-                _(
-                    "Die Auflage %(number)d wurde angelegt; %(count)d Angebote wurden als Entwürfe übernommen.",
-                    number=edition.number,
-                    count=copied,
-                ),
-                "success",
-            )
-            return redirect(url_for("staff.offers", auflage=edition.number, status="entwurf"))
-    return _form_page(
+    return _form_view(
         form,
-        422 if form.errors or form.form_errors else 200,
-        title=_("Neue Auflage"),
+        lambda: catalogue.create_edition(
+            form.data, current_user, copy_offers=bool(form.data.get("copy_offers"))
+        ),
+        _edition_created,
+        title=_("Neue Ausgabe"),
         intro=_(
-            "Pässe, die in einer Auflage ausgestellt werden, gelten bis zu ihrem Ende. Die übernommenen Angebote sind Entwürfe: prüfen Sie sie und veröffentlichen Sie sie einzeln."
+            "Pässe, die in einer Ausgabe ausgestellt werden, gelten bis zu ihrem Ende. Die übernommenen Angebote sind Entwürfe: prüfen Sie sie und veröffentlichen Sie sie einzeln."
         ),
         back_url=url_for("staff.editions"),
-        back_label=_("Zurück zu den Auflagen"),
+        back_label=_("Zurück zu den Ausgaben"),
     )
 
 
@@ -719,23 +691,14 @@ def edition_edit(edition_id: int) -> Any:
     """Change an edition's number, name or dates."""
     edition = db.get_or_404(Edition, edition_id)
     form = EditionForm(obj=edition)
-    if form.validate_on_submit():
-        try:
-            with _savepoint():
-                catalogue.update_edition(edition, form.data, current_user)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Die Auflage wurde gespeichert."), "success")
-            return redirect(url_for("staff.editions"))
-    return _form_page(
+    return _form_back(
         form,
-        422 if form.errors or form.form_errors else 200,
-        title=_("Auflage %(number)d bearbeiten", number=edition.number),
+        lambda: catalogue.update_edition(edition, form.data, current_user),
+        _("Die Ausgabe wurde gespeichert."),
+        _("Ausgabe %(number)d bearbeiten", number=edition.number),
+        url_for("staff.editions"),
         intro=_("Schon ausgestellte Pässe behalten ihr Gültigkeitsdatum."),
-        back_url=url_for("staff.editions"),
-        back_label=_("Zurück zu den Auflagen"),
+        back_label=_("Zurück zu den Ausgaben"),
     )
 
 
@@ -762,23 +725,12 @@ def municipality_edit(municipality_id: int | None = None) -> Any:
     """Add or change a municipality."""
     current = db.get_or_404(Municipality, municipality_id) if municipality_id else None
     form = MunicipalityForm(obj=current)
-    if form.validate_on_submit():
-        try:
-            with _savepoint():
-                catalogue.save_municipality(current, form.data, current_user)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Die Gemeinde wurde gespeichert."), "success")
-            return redirect(url_for("staff.localities"))
-    return _form_page(
+    return _form_back(
         form,
-        422 if form.errors or form.form_errors else 200,
-        title=_("Gemeinde „%(name)s“ bearbeiten", name=current.name)
-        if current
-        else _("Neue Gemeinde"),
-        back_url=url_for("staff.localities"),
+        lambda: catalogue.save_municipality(current, form.data, current_user),
+        _("Die Gemeinde wurde gespeichert."),
+        _("Gemeinde „%(name)s“ bearbeiten", name=current.name) if current else _("Neue Gemeinde"),
+        url_for("staff.localities"),
         back_label=_("Zurück zu den Orten"),
     )
 
@@ -801,21 +753,12 @@ def locality_edit(locality_id: int | None = None) -> Any:
         and len(request.args["gemeinde"]) <= 9
     ):
         form.municipality_id.data = int(request.args["gemeinde"])
-    if form.validate_on_submit():
-        try:
-            with _savepoint():
-                catalogue.save_locality(current, form.data, current_user)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Der Ort wurde gespeichert."), "success")
-            return redirect(url_for("staff.localities"))
-    return _form_page(
+    return _form_back(
         form,
-        422 if form.errors or form.form_errors else 200,
-        title=_("Ort „%(name)s“ bearbeiten", name=current.name) if current else _("Neuer Ort"),
-        back_url=url_for("staff.localities"),
+        lambda: catalogue.save_locality(current, form.data, current_user),
+        _("Der Ort wurde gespeichert."),
+        _("Ort „%(name)s“ bearbeiten", name=current.name) if current else _("Neuer Ort"),
+        url_for("staff.localities"),
         back_label=_("Zurück zu den Orten"),
     )
 
@@ -826,21 +769,12 @@ def postal_code_edit(code: str) -> Any:
     """Say whether a postal code is shared with another district (06578) and what families read."""
     postal_code = db.get_or_404(PostalCode, code)
     form = PostalCodeForm(obj=postal_code)
-    if form.validate_on_submit():
-        try:
-            with _savepoint():
-                catalogue.update_postal_code(postal_code, form.data, current_user)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Die Postleitzahl wurde gespeichert."), "success")
-            return redirect(url_for("staff.localities"))
-    return _form_page(
+    return _form_back(
         form,
-        422 if form.errors or form.form_errors else 200,
-        title=_("Postleitzahl %(code)s", code=postal_code.code),
-        back_url=url_for("staff.localities"),
+        lambda: catalogue.update_postal_code(postal_code, form.data, current_user),
+        _("Die Postleitzahl wurde gespeichert."),
+        _("Postleitzahl %(code)s", code=postal_code.code),
+        url_for("staff.localities"),
         back_label=_("Zurück zu den Orten"),
     )
 
@@ -930,7 +864,7 @@ def export_offers() -> Response:
     raw = request.args.get("auflage", "")
     if raw:
         if not raw.isdecimal() or len(raw) > 9:
-            abort(400, _("Die Auflage ist eine Nummer."))
+            abort(400, _("Die Ausgabe ist eine Nummer."))
         edition = db.session.scalars(select(Edition).where(Edition.number == int(raw))).first()
         if edition is None:
             abort(404)
@@ -951,8 +885,7 @@ def users() -> str:
     role = form.role.data if form.role.data in ROLE_LABELS else None
     state = {"active": True, "inactive": False}.get(form.state.data or "")
     statement = users_admin.search_users(q, role, state).options(selectinload(User.provider))
-    page = db.paginate(statement, page=_page_number(), per_page=PAGE_SIZE, error_out=False)
-    return render_template("staff/users.html", form=form, page=page)
+    return render_template("staff/users.html", form=form, page=_paginate(statement))
 
 
 @bp.route("/benutzer/einladen", methods=["GET", "POST"])
@@ -968,26 +901,18 @@ def user_invite() -> Any:
         form.role.data = "provider"
         if request.args.get("anbieter", "").isdecimal() and len(request.args["anbieter"]) <= 9:
             form.provider_id.data = int(request.args["anbieter"])
-    if form.validate_on_submit():
-        provider = (
-            db.session.get(Provider, form.provider_id.data) if form.provider_id.data else None
-        )
-        try:
-            with _savepoint():
-                user = users_admin.invite(
-                    form.email.data or "", form.role.data or "", provider, current_user
-                )
-        except MailNotSent as exc:
-            form.form_errors.append(exc.message)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Die Einladung wurde an %(email)s geschickt.", email=user.email), "success")
-            return redirect(url_for("staff.user_detail", user_id=user.id))
-    return _form_page(
+    return _form_view(
         form,
-        422 if form.errors or form.form_errors else 200,
+        lambda: users_admin.invite(
+            form.email.data or "",
+            form.role.data or "",
+            db.session.get(Provider, form.provider_id.data) if form.provider_id.data else None,
+            current_user,
+        ),
+        lambda user: _go(
+            url_for("staff.user_detail", user_id=user.id),
+            _("Die Einladung wurde an %(email)s geschickt.", email=user.email),
+        ),
         title=_("Konto einladen"),
         intro=_(
             "Die Person bekommt eine E-Mail mit einem Link, über den sie ihr Passwort festlegt."
@@ -1021,17 +946,10 @@ def user_detail(user_id: int) -> str:
     )
 
 
-def _user_action(user_id: int, action: Any, success: str) -> Response:
-    """Run one account action from a button; refusals are shown as a message."""
-    _check_csrf()
-    user = db.get_or_404(User, user_id)
-    try:
-        with _savepoint():
-            action(user)
-    except DomainError as exc:
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+def _user_action(user_id: int, action: Callable[[User, User], object], success: str) -> Response:
+    """Run one account action (target, by) from a button; refusals are shown as a message."""
+    user = _posted(User, user_id)
+    if _button_action(lambda: action(user, current_user)):
         flash(success, "success")
     return redirect(url_for("staff.user_detail", user_id=user_id))
 
@@ -1042,7 +960,7 @@ def user_deactivate(user_id: int) -> Response:
     """Deactivate an account: it cannot log in and its sessions end at once."""
     return _user_action(
         user_id,
-        lambda user: users_admin.deactivate(user, current_user),
+        users_admin.deactivate,
         _("Das Konto wurde deaktiviert; alle Sitzungen sind beendet."),
     )
 
@@ -1051,11 +969,7 @@ def user_deactivate(user_id: int) -> Response:
 @staff_required
 def user_reactivate(user_id: int) -> Response:
     """Let a deactivated account log in again."""
-    return _user_action(
-        user_id,
-        lambda user: users_admin.reactivate(user, current_user),
-        _("Das Konto ist wieder freigeschaltet."),
-    )
+    return _user_action(user_id, users_admin.reactivate, _("Das Konto ist wieder freigeschaltet."))
 
 
 @bp.post("/benutzer/<int:user_id>/passwort-zuruecksetzen")
@@ -1064,7 +978,7 @@ def user_send_reset(user_id: int) -> Response:
     """Mail the user a link to set a new password."""
     return _user_action(
         user_id,
-        lambda user: users_admin.send_reset(user, current_user),
+        users_admin.send_reset,
         _("Ein Link zum Zurücksetzen des Passworts wurde per E-Mail geschickt."),
     )
 
@@ -1079,13 +993,9 @@ def user_role(user_id: int) -> Response:
     if not form.validate_on_submit():
         abort(400)
     provider = db.session.get(Provider, form.provider_id.data) if form.provider_id.data else None
-    try:
-        with _savepoint():
-            users_admin.change_role(user, form.role.data or "", provider, current_user)
-    except DomainError as exc:
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    if _button_action(
+        lambda: users_admin.change_role(user, form.role.data or "", provider, current_user)
+    ):
         flash(
             _("Die Rolle ist jetzt „%(role)s“.", role=ROLE_LABELS.get(user.role, user.role)),
             "success",
@@ -1096,27 +1006,22 @@ def user_role(user_id: int) -> Response:
 # ---- settings ---------------------------------------------------------------------------------
 
 
+def _settings_saved(diff: dict[str, Any]) -> Response:
+    """Say whether the settings changed, and show them again."""
+    if diff:
+        return _go(url_for("staff.settings"), _("Die Einstellungen wurden gespeichert."))
+    return _go(url_for("staff.settings"), _("Es wurde nichts geändert."), "info")
+
+
 @bp.route("/einstellungen", methods=["GET", "POST"])
 @admin_required
 def settings() -> Any:
     """Settings admins may change: auto-approval, families in the district, staff 2FA."""
     form = SettingsForm(data=users_admin.current_settings() if request.method == "GET" else None)
-    if form.validate_on_submit():
-        try:
-            with _savepoint():
-                diff = users_admin.change_settings(form.data, current_user)
-        except DomainError as exc:
-            _refused(form, exc)
-        else:
-            db.session.commit()
-            if diff:
-                flash(_("Die Einstellungen wurden gespeichert."), "success")
-            else:
-                flash(_("Es wurde nichts geändert."), "info")
-            return redirect(url_for("staff.settings"))
-    return _form_page(
+    return _form_view(
         form,
-        422 if form.errors or form.form_errors else 200,
+        lambda: users_admin.change_settings(form.data, current_user),
+        _settings_saved,
         title=_("Einstellungen"),
         back_url=url_for("staff.dashboard"),
         back_label=_("Zurück zur Übersicht"),

@@ -1,16 +1,21 @@
-"""Helpers for the account tests: log in through the real form, read the session cookie."""
+"""Helpers for the account tests: log in through the real form, read the session cookie, follow
+and expire mailed links."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
-from tests.conftest import TEST_PASSWORD, csrf_token
+from kyffikus.extensions import db
+from kyffikus.models import UserToken
+from tests.conftest import TEST_PASSWORD, Outbox, csrf_token, post_form
 
 LOGIN_URL = "/konto/anmelden"
 
@@ -30,6 +35,30 @@ def form_login(
     return client.post(
         url, data={"email": email, "password": password, "csrf_token": token}, **extra
     )
+
+
+def mailed_link(outbox: Outbox, email: str, path: str, n: int = 1) -> str:
+    """The path of the link to `path` (e.g. "/konto/passwort-neu/") in the n-th mail to `email`."""
+    mail = outbox.wait_for(email, count=n)[n - 1]
+    return next(x for x in Outbox.links(mail) if path in x).removeprefix("http://localhost")
+
+
+def let_link_expire(purpose: str) -> timedelta:
+    """Move the unused link of this purpose past its end; answers the lifetime it was given."""
+    token = db.session.scalars(
+        select(UserToken).where(UserToken.purpose == purpose, UserToken.used_at.is_(None))
+    ).one()
+    lifetime = token.expires_at - token.created_at
+    token.expires_at = token.created_at - timedelta(seconds=1)
+    db.session.commit()
+    return lifetime
+
+
+def assert_refused_as_expired(client: FlaskClient, path: str, data: dict[str, str]) -> None:
+    """An expired link: opening it and sending its form both answer 400 and say why."""
+    for response in (client.get(path), post_form(client, path, data, token_from=LOGIN_URL)):
+        assert response.status_code == 400
+        assert "abgelaufen" in response.get_data(as_text=True)
 
 
 def session_cookie(client: FlaskClient) -> str | None:

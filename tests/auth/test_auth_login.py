@@ -8,8 +8,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kyffikus.extensions import db
-from tests.auth.conftest import form_login, is_logged_in, session_cookie
+from tests.auth.conftest import (
+    form_login,
+    is_logged_in,
+    mailed_link,
+    session_cookie,
+    without_csrf,
+)
 from tests.conftest import TEST_PASSWORD, post_form
+
+# Documentation addresses (RFC 5737): a guesser's and the owner's.
+ADDR_A = "192.0.2.10"
+ADDR_B = "198.51.100.20"
+LOCKED = "Zu viele fehlgeschlagene Anmeldeversuche"
+NEW_PASSWORD = "Neues-Passwort-nach-dem-Angriff"
 
 
 @pytest.mark.parametrize(
@@ -127,27 +139,106 @@ def test_login_is_throttled_per_address(client, app, make_user, monkeypatch) -> 
 
 
 def test_login_is_throttled_per_account(client, app, make_user, monkeypatch, caplog) -> None:
+    """A guesser at one account from address A is stopped; the owner at address B still gets in."""
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "3 per minute")
+    monkeypatch.setitem(app.config, "LOGIN_ACCOUNT_ADDRESS_RATE_LIMIT", "3 per minute")
     user = make_user("family")
     db.session.commit()
-    for n in range(3):
-        response = form_login(client, user.email, "falsch-falsch", addr=f"10.2.0.{n}")
-        assert response.status_code == 401
-    # A new address does not help, and neither does writing the address differently.
-    response = form_login(client, " " + user.email.upper(), addr="10.2.0.99")
+    for _n in range(3):
+        assert form_login(client, user.email, "falsch-falsch", addr=ADDR_A).status_code == 401
+    # From A even the right password is refused now, and writing the address differently does
+    # not help.
+    response = form_login(client, " " + user.email.upper(), addr=ADDR_A)
     assert response.status_code == 429
-    assert "Zu viele Anfragen" in response.get_data(as_text=True)
-    # The limiter logs the breached key: it must not be the address.
-    assert "exceeded" in caplog.text
+    assert LOCKED in response.get_data(as_text=True)
+    assert not is_logged_in(client)
+    owner = app.test_client()
+    response = form_login(owner, user.email, addr=ADDR_B)
+    assert response.status_code == 302
+    assert is_logged_in(owner)
+    # The refusal is logged, without the account's address.
+    assert "login refused" in caplog.text
     assert user.email.split("@")[0] not in caplog.text
 
 
+def test_with_the_default_limits_a_guesser_is_stopped_and_the_owner_gets_in(app, make_user) -> None:
+    assert app.config["LOGIN_RATE_LIMIT"] == "10 per minute;50 per hour"
+    assert app.config["LOGIN_ACCOUNT_ADDRESS_RATE_LIMIT"] == "5 per minute;10 per hour"
+    assert app.config["LOGIN_ACCOUNT_RATE_LIMIT"] == "50 per hour;300 per day"
+    user = make_user("family")
+    db.session.commit()
+    guesser = app.test_client()
+    answers = [
+        form_login(guesser, user.email, f"Rate-mal-{n:02d}", addr=ADDR_A).status_code
+        for n in range(20)
+    ]
+    assert answers == [401] * 5 + [429] * 15
+    assert form_login(guesser, user.email, addr=ADDR_A).status_code == 429
+    assert form_login(app.test_client(), user.email, addr=ADDR_B).status_code == 302
+
+
+def test_guessing_from_many_addresses_locks_the_account_until_the_owner_resets_the_password(
+    app, make_user, monkeypatch, outbox
+) -> None:
+    monkeypatch.setitem(app.config, "LOGIN_ACCOUNT_RATE_LIMIT", "4 per hour")
+    monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "3 per minute")
+    user = make_user("family")
+    db.session.commit()
+    answers = [
+        form_login(
+            app.test_client(), user.email, "falsch-falsch", addr=f"203.0.113.{n}"
+        ).status_code
+        for n in range(1, 7)
+    ]
+    assert answers == [401] * 4 + [429] * 2
+    # Now the right password is refused from everywhere too (else the limit would tell a guesser
+    # which guess was right); the page shows the owner the way back in.
+    owner = app.test_client()
+    owner.environ_base["REMOTE_ADDR"] = ADDR_B
+    for _n in range(4):  # more than the address's budget: refusals do not count as failures
+        refused = form_login(owner, user.email)
+        assert refused.status_code == 429
+    page = refused.get_data(as_text=True)
+    assert LOCKED in page
+    assert "Passwort vergessen?" in page
+    # The way back in: the password-reset mail.
+    post_form(owner, "/konto/passwort-vergessen", {"email": user.email})
+    link = mailed_link(outbox, user.email, "/konto/passwort-neu/")
+    new = {"password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD}
+    assert post_form(owner, link, new).status_code == 302
+    assert form_login(owner, user.email, NEW_PASSWORD).status_code == 302
+    assert is_logged_in(owner)
+
+
+def test_an_unknown_address_is_throttled_like_a_known_one(app, make_user, monkeypatch) -> None:
+    """No account enumeration: the same answers, in the same order, with the same page."""
+    monkeypatch.setitem(app.config, "LOGIN_ACCOUNT_ADDRESS_RATE_LIMIT", "2 per minute")
+    monkeypatch.setitem(app.config, "LOGIN_ACCOUNT_RATE_LIMIT", "3 per hour")
+    user = make_user("family", email="familie.krause@example.de")
+    db.session.commit()
+
+    def attempts(email: str) -> tuple[list[int], str]:
+        answers = []
+        for addr in (ADDR_A, ADDR_A, ADDR_A, ADDR_B, "203.0.113.99"):
+            response = form_login(app.test_client(), email, "falsch-falsch", addr=addr)
+            answers.append(response.status_code)
+        return answers, without_csrf(response.get_data(as_text=True)).replace(email, "EMAIL")
+
+    known, unknown = attempts(user.email), attempts("niemand.hier@example.de")
+    assert known == unknown
+    assert known[0] == [401, 401, 429, 401, 429]
+
+
 def test_successful_logins_do_not_use_up_the_limit(client, app, make_user, monkeypatch) -> None:
-    monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "2 per minute")
+    for setting in (
+        "LOGIN_RATE_LIMIT",
+        "LOGIN_ACCOUNT_ADDRESS_RATE_LIMIT",
+        "LOGIN_ACCOUNT_RATE_LIMIT",
+    ):
+        monkeypatch.setitem(app.config, setting, "2 per minute")
     user = make_user("family")
     for _n in range(4):
-        assert form_login(app.test_client(), user.email).status_code == 302
+        assert form_login(app.test_client(), user.email, addr=ADDR_A).status_code == 302
 
 
 def test_logout_is_post_only_and_needs_csrf(client, login, make_user) -> None:

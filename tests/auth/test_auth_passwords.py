@@ -12,7 +12,14 @@ from kyffikus.models import UserToken
 from kyffikus.services import accounts
 from kyffikus.services.passwords import verify_password
 from kyffikus.services.tokens import TokenError, consume_token, issue_token
-from tests.auth.conftest import form_login, is_logged_in, without_csrf
+from tests.auth.conftest import (
+    assert_refused_as_expired,
+    form_login,
+    is_logged_in,
+    let_link_expire,
+    mailed_link,
+    without_csrf,
+)
 from tests.conftest import TEST_PASSWORD, Outbox, post_form
 
 NEW_PASSWORD = "Kyffhäuser-Wald-und-Wiese-7"
@@ -28,10 +35,7 @@ def change(client, current: str, new: str, repeat: str | None = None):
 
 
 def reset_link(outbox: Outbox, email: str, n: int = 1) -> str:
-    mail = outbox.wait_for(email, count=n)[n - 1]
-    return next(x for x in Outbox.links(mail) if "/passwort-neu/" in x).removeprefix(
-        "http://localhost"
-    )
+    return mailed_link(outbox, email, "/konto/passwort-neu/", n)
 
 
 # ---- change ---------------------------------------------------------------------------------------
@@ -141,20 +145,10 @@ def test_expired_reset_link_is_refused(client, make_user, outbox) -> None:
     user = make_user("family")
     post_form(client, "/konto/passwort-vergessen", {"email": user.email})
     path = reset_link(outbox, user.email)
-    token = db.session.scalars(select(UserToken).where(UserToken.purpose == "reset")).one()
-    assert token.expires_at - token.created_at == timedelta(hours=1)
-    token.expires_at = token.created_at - timedelta(seconds=1)
-    db.session.commit()
-    page = client.get(path)
-    assert page.status_code == 400
-    assert "abgelaufen" in page.get_data(as_text=True)
-    response = post_form(
-        client,
-        path,
-        {"password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD},
-        token_from="/konto/anmelden",
+    assert let_link_expire("reset") == timedelta(hours=1)
+    assert_refused_as_expired(
+        client, path, {"password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD}
     )
-    assert response.status_code == 400
     db.session.refresh(user)
     assert verify_password(user.password_hash, TEST_PASSWORD)
 

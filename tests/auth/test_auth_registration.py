@@ -9,7 +9,12 @@ from sqlalchemy import func, select
 from kyffikus.extensions import db
 from kyffikus.models import User, UserToken
 from kyffikus.services.accounts import is_confirmed
-from tests.auth.conftest import without_csrf
+from tests.auth.conftest import (
+    assert_refused_as_expired,
+    let_link_expire,
+    mailed_link,
+    without_csrf,
+)
 from tests.conftest import TEST_PASSWORD, Outbox, post_form
 
 REGISTER = "/konto/registrieren"
@@ -163,18 +168,10 @@ def test_confirmation_link_from_the_mail_confirms_once(client, outbox: Outbox) -
 
 
 def test_expired_confirmation_link_is_refused(client, outbox: Outbox) -> None:
-    from datetime import timedelta
-
     register(client, "spaet@example.de")
-    mail = outbox.wait_for("spaet@example.de")[0]
-    (link,) = [x for x in Outbox.links(mail) if "/konto/bestaetigen/" in x]
-    path = link.removeprefix("http://localhost")
-    token = db.session.scalars(select(UserToken)).all()[-1]
-    token.expires_at = token.created_at - timedelta(seconds=1)
-    db.session.flush()
-    response = post_form(client, path, {}, token_from="/konto/anmelden")
-    assert response.status_code == 400
-    assert "abgelaufen" in response.get_data(as_text=True)
+    path = mailed_link(outbox, "spaet@example.de", "/konto/bestaetigen/")
+    let_link_expire("confirm")
+    assert_refused_as_expired(client, path, {})
     user = db.session.scalars(select(User).where(User.email == "spaet@example.de")).one()
     assert not is_confirmed(user)
 

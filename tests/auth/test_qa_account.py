@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
 
 from kyffikus.extensions import db
-from kyffikus.models import UserToken
 from kyffikus.services.accounts import invite_user
-from tests.conftest import Outbox, post_form
+from tests.auth.conftest import assert_refused_as_expired, let_link_expire, mailed_link
+from tests.conftest import Outbox
 
 NEW_PASSWORD = "Neues-Passwort-fuer-die-Kasse"
 
@@ -52,25 +51,12 @@ def test_an_expired_invitation_is_refused_and_sets_no_password(
 ) -> None:
     user = invite_user("kasse@therme.example", "provider", make_provider(), by=make_user("staff"))
     db.session.commit()
-    mail = outbox.wait_for("kasse@therme.example")[0]
-    path = next(x for x in Outbox.links(mail) if "/konto/einladung/" in x).removeprefix(
-        "http://localhost"
-    )
-    token = db.session.scalars(select(UserToken).where(UserToken.purpose == "invite")).one()
-    assert token.expires_at - token.created_at == timedelta(days=7)
-    token.expires_at = token.created_at - timedelta(seconds=1)
-    db.session.commit()
+    path = mailed_link(outbox, "kasse@therme.example", "/konto/einladung/")
+    assert let_link_expire("invite") == timedelta(days=7)
 
-    page = client.get(path)
-    assert page.status_code == 400
-    assert "abgelaufen" in page.get_data(as_text=True)
-    response = post_form(
-        client,
-        path,
-        {"password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD},
-        token_from="/konto/anmelden",
+    assert_refused_as_expired(
+        client, path, {"password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD}
     )
-    assert response.status_code == 400
     db.session.refresh(user)
     assert user.password_hash is None
 

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from kyffikus import create_app
 from kyffikus.extensions import db
 from tests.conftest import postgres_only
 from tests.conftest import test_config as base_config
+from tests.perf.conftest import sent_statements
 
 # Nothing listens on port 1: connecting is refused at once, like a database host that is down.
 DEAD_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/kyffikus_nowhere"
@@ -28,23 +29,6 @@ def dead_db_app() -> Iterator[Flask]:
         db.engine.dispose()
 
 
-@pytest.fixture
-def statements(app: Flask) -> Iterator[list[str]]:
-    """Every SQL statement the app sends while the test runs."""
-    seen: list[str] = []
-
-    def _record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        # The test's own savepoints are not the app's work.
-        if "SAVEPOINT" not in statement:
-            seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", _record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", _record)
-
-
 def test_healthz_answers_without_the_database(dead_db_app: Flask) -> None:
     started = time.monotonic()
     response = dead_db_app.test_client().get("/healthz")
@@ -54,13 +38,15 @@ def test_healthz_answers_without_the_database(dead_db_app: Flask) -> None:
     assert "Set-Cookie" not in response.headers
 
 
-def test_healthz_sends_no_query(client: Any, statements: list[str]) -> None:
-    assert client.get("/healthz").status_code == 200
+def test_healthz_sends_no_query(client: Any) -> None:
+    with sent_statements() as statements:
+        assert client.get("/healthz").status_code == 200
     assert statements == []
 
 
-def test_readyz_is_ok_when_the_database_answers(client: Any, statements: list[str]) -> None:
-    response = client.get("/readyz")
+def test_readyz_is_ok_when_the_database_answers(client: Any) -> None:
+    with sent_statements() as statements:
+        response = client.get("/readyz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
     assert response.headers["Cache-Control"] == "no-store"

@@ -23,32 +23,15 @@ from limits import parse_many
 from limits.storage import MemoryStorage, RedisStorage
 from sqlalchemy import event
 
-from kyffikus import create_app
 from kyffikus.extensions import db
-from kyffikus.models import berlin_today
+from kyffikus.models import Edition, berlin_today
 from kyffikus.provider import ratelimit
 from kyffikus.readonly import end_read_only
+from tests.committed import app_of_its_own
 from tests.conftest import login_as, postgres_only
-from tests.conftest import test_config as base_config
+from tests.perf.conftest import sent_statements
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
-
-
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    """The statements the app sends inside the block (the test's own savepoints left out)."""
-    db.session.expunge_all()
-    seen: list[str] = []
-
-    def _record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "SAVEPOINT" not in statement:
-            seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", _record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", _record)
 
 
 # ---- the QR image -------------------------------------------------------------------------------
@@ -82,7 +65,7 @@ def test_qr_repeat_is_304_without_a_query(
     first = client.get(url)
     assert first.status_code == 200
     etag = first.headers["ETag"]
-    with statements() as seen:
+    with sent_statements() as seen:
         again = client.get(url, headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.data == b""
@@ -286,21 +269,16 @@ def test_read_only_requests_keep_prepared_statements(app: Flask) -> None:
     from sqlalchemy import text
 
     # An app of its own on the same database: its requests run real transactions (no test
-    # savepoints), on one pooled connection.
-    other = create_app(
-        {**base_config(app.config["SQLALCHEMY_DATABASE_URI"], 25), "SQLALCHEMY_ENGINE_OPTIONS": {}}
-    )
-    client = other.test_client()
-    try:
+    # savepoints), on one pooled connection; without the page cache, every request queries.
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    with app_of_its_own(url, 25, SQLALCHEMY_ENGINE_OPTIONS={}, PAGE_CACHE_SECONDS=0) as other:
+        client = other.test_client()
         for _ in range(8):
             assert client.get("/angebote", query_string={"q": "Museum"}).status_code == 200
         with other.app_context():
             prepared = db.session.execute(
                 text("SELECT count(*) FROM pg_prepared_statements")
             ).scalar()
-    finally:
-        with other.app_context():
-            db.engine.dispose()
     # psycopg prepares a statement at its fifth execution and forgets all at a ROLLBACK: only
     # requests that end with COMMIT keep them.
     assert (prepared or 0) > 0
@@ -311,26 +289,22 @@ def test_read_only_requests_keep_prepared_statements(app: Flask) -> None:
 
 def test_directory_metadata_is_kept_until_the_catalogue_changes(
     app: Flask,
-    make_edition: Callable[..., Any],
+    current_edition: Edition,
     make_provider: Callable[..., Any],
     make_offer: Callable[..., Any],
 ) -> None:
     from kyffikus.models import Category
     from kyffikus.services.directory import listing_metadata
 
-    today = berlin_today()
-    edition = make_edition(
-        valid_from=today - timedelta(days=10), valid_until=today + timedelta(days=300)
-    )
-    make_offer(make_provider(name="Kletterwald Anbieter"), edition=edition)
+    make_offer(make_provider(name="Kletterwald Anbieter"), edition=current_edition)
     with app.test_request_context("/angebote"):
         first = listing_metadata()
-        with statements() as seen:
+        with sent_statements() as seen:
             again = listing_metadata()
         assert seen == []  # kept: no query
         assert again is first
         assert first.edition is not None
-        assert first.edition.id == edition.id
+        assert first.edition.id == current_edition.id
         # A change to the catalogue in this process is seen at once, not after the minute.
         category = db.session.get(Category, first.categories[0].id)
         category.name_de = "Umbenannt"

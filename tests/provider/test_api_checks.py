@@ -26,7 +26,27 @@ def _count(pass_: Pass) -> int:
     )
 
 
-def _redeem(client: FlaskClient, token: str, **body: Any) -> Any:
+def _check(client: FlaskClient, token: str, code: Any) -> Any:
+    return client.post("/api/v1/checks", json={"code": code}, headers=bearer(token))
+
+
+def _redeem(
+    client: FlaskClient,
+    token: str,
+    code: Any,
+    offer_id: Any,
+    idempotency_key: Any,
+    adults: Any = 1,
+    children: Any = 0,
+) -> Any:
+    """POST a redemption; the values go into the JSON body as they are (wrong types too)."""
+    body = {
+        "code": code,
+        "offer_id": offer_id,
+        "adults": adults,
+        "children": children,
+        "idempotency_key": idempotency_key,
+    }
     return client.post("/api/v1/redemptions", json=body, headers=bearer(token))
 
 
@@ -67,32 +87,17 @@ def test_session_cookie_does_not_authenticate_the_api(
 def test_revoked_token_and_deactivated_user_are_refused(
     client: FlaskClient, till: Till, api_token: str, family_pass: Pass
 ) -> None:
-    assert (
-        client.post(
-            "/api/v1/checks", json={"code": family_pass.token}, headers=bearer(api_token)
-        ).status_code
-        == 200
-    )
+    assert _check(client, api_token, family_pass.token).status_code == 200
     token = db.session.scalars(
         select(ApiToken).where(ApiToken.token_hash == hash_token(api_token))
     ).one()
     token.revoked_at = utcnow()
     db.session.commit()
-    assert (
-        client.post(
-            "/api/v1/checks", json={"code": family_pass.token}, headers=bearer(api_token)
-        ).status_code
-        == 401
-    )
+    assert _check(client, api_token, family_pass.token).status_code == 401
     token.revoked_at = None
     till.user.active = False
     db.session.commit()
-    assert (
-        client.post(
-            "/api/v1/checks", json={"code": family_pass.token}, headers=bearer(api_token)
-        ).status_code
-        == 401
-    )
+    assert _check(client, api_token, family_pass.token).status_code == 401
 
 
 def test_last_used_at_written_at_most_once_a_minute(
@@ -102,14 +107,14 @@ def test_last_used_at_written_at_most_once_a_minute(
         select(ApiToken).where(ApiToken.token_hash == hash_token(api_token))
     ).one()
     assert token.last_used_at is None
-    client.post("/api/v1/checks", json={"code": family_pass.token}, headers=bearer(api_token))
+    _check(client, api_token, family_pass.token)
     first = token.last_used_at
     assert first is not None
-    client.post("/api/v1/checks", json={"code": family_pass.token}, headers=bearer(api_token))
+    _check(client, api_token, family_pass.token)
     assert token.last_used_at == first
     token.last_used_at = first - timedelta(minutes=2)
     db.session.commit()
-    client.post("/api/v1/checks", json={"code": family_pass.token}, headers=bearer(api_token))
+    _check(client, api_token, family_pass.token)
     assert token.last_used_at > first
 
 
@@ -132,7 +137,7 @@ def test_every_status_through_the_api(
         "url": f"https://example.org/v/{pass_.token}",
         "number": pass_.number,
     }[by]
-    response = client.post("/api/v1/checks", json={"code": code}, headers=bearer(api_token))
+    response = _check(client, api_token, code)
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == kind
@@ -165,7 +170,7 @@ def test_not_found_through_the_api(
 
     if reason == "unknown":
         code = passnumber.generate()
-    response = client.post("/api/v1/checks", json={"code": code}, headers=bearer(api_token))
+    response = _check(client, api_token, code)
     assert response.status_code == 200
     assert (response.get_json()["status"], response.get_json()["reason"]) == ("not_found", reason)
 
@@ -173,17 +178,11 @@ def test_not_found_through_the_api(
 def test_check_shows_allowance_and_no_other_providers(
     client: FlaskClient, api_token: str, till: Till, other_till: Till, family_pass: Pass
 ) -> None:
-    key = {
-        "code": family_pass.token,
-        "offer_id": till.per_day.id,
-        "adults": 1,
-        "children": 1,
-        "idempotency_key": "api-allowance-1",
-    }
-    assert _redeem(client, api_token, **key).status_code == 201
-    body = client.post(
-        "/api/v1/checks", json={"code": family_pass.token}, headers=bearer(api_token)
-    ).get_json()
+    response = _redeem(
+        client, api_token, family_pass.token, till.per_day.id, "api-allowance-1", children=1
+    )
+    assert response.status_code == 201
+    body = _check(client, api_token, family_pass.token).get_json()
     offers = {o["id"]: o for o in body["offers"]}
     assert offers[till.per_day.id]["available"] is False
     assert offers[till.per_day.id]["used_at"]
@@ -235,9 +234,9 @@ def test_redeem_201_and_replay_answers_the_same(
     body = {
         "code": family_pass.number,
         "offer_id": till.per_day.id,
+        "idempotency_key": "3f1c2a8e-9b7d-4c1e-8f00-aa11bb22cc33",
         "adults": 2,
         "children": 2,
-        "idempotency_key": "3f1c2a8e-9b7d-4c1e-8f00-aa11bb22cc33",
     }
     first = _redeem(client, api_token, **body)
     assert first.status_code == 201
@@ -254,9 +253,9 @@ def test_redeem_201_and_replay_answers_the_same(
 def test_limit_reached_409(
     client: FlaskClient, api_token: str, till: Till, family_pass: Pass
 ) -> None:
-    base = {"code": family_pass.token, "offer_id": till.per_edition.id, "adults": 1, "children": 0}
-    assert _redeem(client, api_token, **base, idempotency_key="edition-api-1").status_code == 201
-    response = _redeem(client, api_token, **base, idempotency_key="edition-api-2")
+    code, offer_id = family_pass.token, till.per_edition.id
+    assert _redeem(client, api_token, code, offer_id, "edition-api-1").status_code == 201
+    response = _redeem(client, api_token, code, offer_id, "edition-api-2")
     assert response.status_code == 409
     assert response.get_json()["error"]["code"] == "limit_reached"
     assert _count(family_pass) == 1
@@ -271,15 +270,7 @@ def test_invalid_pass_422_with_reason(
     kind: str,
 ) -> None:
     pass_ = pass_with_status(kind)
-    response = _redeem(
-        client,
-        api_token,
-        code=pass_.token,
-        offer_id=till.unlimited.id,
-        adults=1,
-        children=0,
-        idempotency_key="invalid-pass-api",
-    )
+    response = _redeem(client, api_token, pass_.token, till.unlimited.id, "invalid-pass-api")
     assert response.status_code == 422
     error = response.get_json()["error"]
     assert error["code"] == kind
@@ -290,15 +281,8 @@ def test_invalid_pass_422_with_reason(
 def test_unknown_pass_422(client: FlaskClient, api_token: str, till: Till) -> None:
     import secrets
 
-    response = _redeem(
-        client,
-        api_token,
-        code=secrets.token_urlsafe(24),
-        offer_id=till.unlimited.id,
-        adults=1,
-        children=0,
-        idempotency_key="unknown-pass-api",
-    )
+    code = secrets.token_urlsafe(24)
+    response = _redeem(client, api_token, code, till.unlimited.id, "unknown-pass-api")
     assert response.status_code == 422
     assert response.get_json()["error"]["code"] == "not_found"
 
@@ -306,18 +290,12 @@ def test_unknown_pass_422(client: FlaskClient, api_token: str, till: Till) -> No
 def test_other_providers_offer_403_unknown_offer_404(
     client: FlaskClient, api_token: str, other_till: Till, family_pass: Pass
 ) -> None:
-    base = {
-        "code": family_pass.token,
-        "adults": 1,
-        "children": 0,
-        "idempotency_key": "foreign-offer-1",
-    }
-    response = _redeem(client, api_token, offer_id=other_till.per_day.id, **base)
+    code, key = family_pass.token, "foreign-offer-1"
+    response = _redeem(client, api_token, code, other_till.per_day.id, key)
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "forbidden"
-    assert _redeem(client, api_token, offer_id=987654321, **base).status_code == 404
-    assert _redeem(client, api_token, offer_id=2**63, **base).status_code == 404
-    assert _redeem(client, api_token, offer_id=-1, **base).status_code == 404
+    for unknown in (987654321, 2**63, -1):
+        assert _redeem(client, api_token, code, unknown, key).status_code == 404
     assert _count(family_pass) == 0
 
 
@@ -350,12 +328,10 @@ def test_bad_redemption_bodies_422(
     body = {
         "code": family_pass.token,
         "offer_id": till.unlimited.id,
-        "adults": 1,
-        "children": 0,
         "idempotency_key": "bad-body-key-1",
         **change,
     }
-    response = _redeem(client, api_token, **body)
+    response = _redeem(client, api_token, **body)  # adults 1, children 0 unless changed
     assert response.status_code == 422
     assert response.get_json()["error"]["field"] == field
     assert _count(family_pass) == 0
@@ -364,8 +340,8 @@ def test_bad_redemption_bodies_422(
 def test_delete_within_window_204_after_409_others_404(
     client: FlaskClient, api_token: str, other_api_token: str, till: Till, family_pass: Pass
 ) -> None:
-    base = {"code": family_pass.token, "offer_id": till.per_day.id, "adults": 1, "children": 0}
-    created = _redeem(client, api_token, **base, idempotency_key="undo-api-1").get_json()
+    code, offer_id = family_pass.token, till.per_day.id
+    created = _redeem(client, api_token, code, offer_id, "undo-api-1").get_json()
     # Another provider cannot see it.
     assert (
         client.delete(
@@ -377,7 +353,7 @@ def test_delete_within_window_204_after_409_others_404(
     assert response.status_code == 204
     assert _count(family_pass) == 0
     # The day's allowance is free again.
-    second = _redeem(client, api_token, **base, idempotency_key="undo-api-2")
+    second = _redeem(client, api_token, code, offer_id, "undo-api-2")
     assert second.status_code == 201
     redemption = db.session.get(Redemption, second.get_json()["id"])
     assert redemption is not None
@@ -400,16 +376,9 @@ def test_api_rate_limit_429_json(
 ) -> None:
     app.config["CHECK_RATE_LIMIT"] = "5 per minute"
     try:
-        codes = [
-            client.post(
-                "/api/v1/checks", json={"code": family_pass.token}, headers=bearer(api_token)
-            ).status_code
-            for _i in range(6)
-        ]
+        codes = [_check(client, api_token, family_pass.token).status_code for _i in range(6)]
         assert codes == [200] * 5 + [429]
-        response = client.post(
-            "/api/v1/checks", json={"code": family_pass.token}, headers=bearer(api_token)
-        )
+        response = _check(client, api_token, family_pass.token)
         assert response.status_code == 429
         error = response.get_json()["error"]
         assert error["code"] == "rate_limited"
@@ -451,35 +420,17 @@ def test_answers_match_the_openapi_document(
     document = client.get("/api/v1/openapi.json").get_json()
     check = _validator(document, "/api/v1/checks", "post", "200")
     for code in (family_pass.token, pass_with_status("revoked").token, "nichts!"):
-        body = client.post(
-            "/api/v1/checks", json={"code": code}, headers=bearer(api_token)
-        ).get_json()
+        body = _check(client, api_token, code).get_json()
         assert [e.message for e in check.iter_errors(body)] == []
     assert not check.is_valid({"status": "valid"})
-    created = _redeem(
-        client,
-        api_token,
-        code=family_pass.token,
-        offer_id=till.per_day.id,
-        adults=1,
-        children=0,
-        idempotency_key="openapi-key-1",
-    )
+    created = _redeem(client, api_token, family_pass.token, till.per_day.id, "openapi-key-1")
     assert [
         e.message
         for e in _validator(document, "/api/v1/redemptions", "post", "201").iter_errors(
             created.get_json()
         )
     ] == []
-    refused = _redeem(
-        client,
-        api_token,
-        code=family_pass.token,
-        offer_id=till.per_day.id,
-        adults=1,
-        children=0,
-        idempotency_key="openapi-key-2",
-    )
+    refused = _redeem(client, api_token, family_pass.token, till.per_day.id, "openapi-key-2")
     assert refused.status_code == 409
     assert _validator(document, "/api/v1/redemptions", "post", "409").is_valid(refused.get_json())
 
@@ -489,13 +440,9 @@ def test_api_check_takes_two_queries(
 ) -> None:
     from tests.provider.conftest import count_queries
 
-    client.post(
-        "/api/v1/checks", json={"code": family_pass.token}, headers=bearer(api_token)
-    )  # writes last_used_at
+    _check(client, api_token, family_pass.token)  # writes last_used_at
     with count_queries() as statements:
-        response = client.post(
-            "/api/v1/checks", json={"code": family_pass.token}, headers=bearer(api_token)
-        )
+        response = _check(client, api_token, family_pass.token)
     assert response.get_json()["status"] == "valid"
     print(
         f"\nAPI check queries: {len(statements)} (token with its user; pass with offers and allowance)"

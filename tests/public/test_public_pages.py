@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+
+from kyffikus.models import berlin_today
 
 
 def html_of(client: FlaskClient, url: str) -> str:
@@ -30,8 +34,27 @@ def test_home_explains_the_pass_who_may_apply_and_how(client: FlaskClient, catal
     assert "Markt 8, 99706 Sondershausen" in html
     assert 'href="/konto/registrieren"' in html
     assert "Für Anbieter" in html
-    assert "47 Angebote von 34 Anbietern" in html
+    assert "warten 47 Angebote auf Sie" in html
+    assert "Dabei sind 34 Anbieter." in html
     assert "1. Januar 2026" in html
+
+
+def test_home_counts_one_offer_in_the_singular(
+    client: FlaskClient,
+    make_edition: Callable[..., Any],
+    make_provider: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    today = berlin_today()
+    edition = make_edition(
+        valid_from=today - timedelta(days=10), valid_until=today + timedelta(days=10)
+    )
+    make_offer(make_provider(), edition=edition)
+
+    html = html_of(client, "/")
+
+    assert "wartet 1 Angebot auf Sie" in html
+    assert "Dabei ist 1 Anbieter." in html
 
 
 def test_home_without_a_catalogue_still_works(client: FlaskClient) -> None:

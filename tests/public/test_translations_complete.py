@@ -129,7 +129,7 @@ def test_placeholders_tags_and_entities_are_kept(english: Catalog) -> None:
         ("Familienpass", "Family pass"),
         ("Anbieter", "Provider"),
         ("Einlösungen", "Redemptions"),
-        ("Auflage", "Edition"),
+        ("Ausgabe", "Edition"),
         ("Passnummer", "Pass number"),
         ("Gemeinde", "Municipality"),
     ],
@@ -185,7 +185,7 @@ def neutral_catalogue(
                 "Who can get the family pass?",
                 "How it works",
                 "For providers",
-                "The current edition",
+                "In the current edition",
             ],
         ),
         (

@@ -10,38 +10,19 @@ Two ways to lose the database:
 from __future__ import annotations
 
 import contextlib
-import secrets
 import socket
 import threading
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from contextlib import AbstractContextManager
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
-from flask.testing import FlaskClient
-from sqlalchemy.orm import Session
 
-from kyffikus import create_app
-from kyffikus.extensions import db
-from kyffikus.models import (
-    ApiToken,
-    AuditEntry,
-    Category,
-    Edition,
-    Offer,
-    Pass,
-    PassEvent,
-    Provider,
-    User,
-    berlin_today,
-)
+from kyffikus.models import User
 from kyffikus.services import apitokens, passnumber
 from kyffikus.services import passes as passes_service
-from tests.conftest import free_port, postgres_only
-from tests.conftest import test_config as base_config
+from tests.committed import Tills, app_of_its_own, commit_tills, committed_rows, database_url
+from tests.conftest import free_port, login_as, postgres_only
 from tests.security.figures import record_figure
 
 VALID_WORDS = (">GÜLTIG</h2>", ">VALID</h2>")  # the result's big word (not "NICHT GÜLTIG")
@@ -117,112 +98,19 @@ class CuttableProxy:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
-# ---- data -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Till:
-    """A provider user with an API token and a valid pass to check."""
-
-    user_id: int
-    session_id: str
-    api_token: str
-    pass_token: str
-    pass_number: str
-
-
-@contextlib.contextmanager
-def committed_till(url: str) -> Iterator[Till]:
-    """Provider, user, token, offer and pass committed for real on the server; deleted after."""
-    engine = sa.create_engine(url)
-    tag = uuid.uuid4().hex[:8]
-    today = berlin_today()
-    raw = apitokens.PREFIX + secrets.token_urlsafe(32)
-    with Session(engine) as s:
-        edition = Edition(
-            number=700_000 + secrets.randbelow(99_999),
-            name=f"Ausfall {tag}",
-            valid_from=today - timedelta(days=5),
-            valid_until=today + timedelta(days=60),
-        )
-        category = Category(slug=f"ausfall-{tag}", name_de="Ausfall", name_en="Outage", position=97)
-        provider = Provider(slug=f"ausfall-{tag}", name=f"Museum {tag}", description="Test")
-        user = User(
-            email=f"kasse-{tag}@example.org", role="provider", provider=provider, password_hash="x"
-        )
-        offer = Offer(
-            key=f"ausfall-{tag}",
-            provider=provider,
-            edition=edition,
-            category=category,
-            title="Eintritt",
-            discount_kind="percent",
-            discount_value=10,
-            redemption_limit="per_day",
-            published=True,
-        )
-        pass_ = Pass(
-            number=passnumber.generate(),
-            token=passes_service.new_token(),
-            status="active",
-            valid_from=today - timedelta(days=1),
-            valid_until=today + timedelta(days=30),
-            holders=[{"first_name": "Olga", "last_name": "Ausfall"}],
-            children_birth_dates=[(today - timedelta(days=2000)).isoformat()],
-        )
-        s.add_all([edition, category, provider, user, offer, pass_])
-        s.flush()
-        token = ApiToken(
-            provider_id=provider.id,
-            user_id=user.id,
-            name="Kasse",
-            token_hash=apitokens.hash_token(raw),
-            prefix=raw[:12],
-        )
-        s.add(token)
-        s.commit()
-        ids = (edition.id, category.id, provider.id, user.id, offer.id, pass_.id, token.id)
-        till = Till(user.id, user.get_id(), raw, pass_.token, pass_.number)
-    try:
-        yield till
-    finally:
-        with Session(engine) as s:
-            # Never hang the suite on a stray lock: fail after a while instead.
-            s.execute(sa.text("SET lock_timeout = '30s'"))
-            s.execute(sa.delete(AuditEntry).where(AuditEntry.actor_id == ids[3]))
-            s.execute(sa.delete(PassEvent).where(PassEvent.pass_id == ids[5]))
-            s.execute(sa.delete(Pass).where(Pass.id == ids[5]))
-            s.execute(sa.delete(ApiToken).where(ApiToken.id == ids[6]))
-            s.execute(sa.delete(Offer).where(Offer.id == ids[4]))
-            s.execute(sa.delete(User).where(User.id == ids[3]))
-            s.execute(sa.delete(Provider).where(Provider.id == ids[2]))
-            s.execute(sa.delete(Category).where(Category.id == ids[1]))
-            s.execute(sa.delete(Edition).where(Edition.id == ids[0]))
-            s.commit()
-        engine.dispose()
-
-
 # ---- asking ------------------------------------------------------------------------------------------
 
 
-def _provider_client(app: Flask, till: Till) -> FlaskClient:
-    client = app.test_client()
-    now = datetime.now(UTC).timestamp()
-    with client.session_transaction() as sess:
-        sess.update(_user_id=till.session_id, _fresh=True, login_at=now, seen_at=now, mfa_ok=True)
-    return client
-
-
-def ask_everything(app: Flask, till: Till) -> dict[str, Any]:
+def ask_everything(app: Flask, till: Tills) -> dict[str, Any]:
     """The check by every way a till asks: page, QR URL (provider and anonymous), API, by number."""
     from kyffikus.extensions import csrf as _csrf  # noqa: F401 - the app has CSRF on
 
-    provider = _provider_client(app, till)
+    provider = login_as(app.test_client(), till.users[0])
     answers: dict[str, Any] = {}
     answers["check page"] = provider.get("/anbieter/pruefen")
     answers["QR URL as provider"] = provider.get(f"/v/{till.pass_token}")
     answers["QR URL anonymous"] = app.test_client().get(f"/v/{till.pass_token}")
-    bearer = {"Authorization": f"Bearer {till.api_token}"}
+    bearer = {"Authorization": f"Bearer {till.api_tokens[0]}"}
     client = app.test_client()
     answers["API check by token"] = client.post(
         "/api/v1/checks", json={"code": till.pass_token}, headers=bearer
@@ -241,17 +129,14 @@ def _valid(response: Any) -> bool:
     return any(word in text for word in VALID_WORDS)
 
 
-def _outage_app(url: str, smtp_port: int) -> Flask:
-    config = base_config(url, smtp_port)
-    config["RATELIMIT_ENABLED"] = False
-    if url.startswith("postgresql"):
-        # A connection the proxy half-closes mid-transaction would otherwise keep its row locks on
-        # the server for ever and block the clean-up; the server ends such a transaction itself.
-        config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-            "pool_pre_ping": True,
-            "connect_args": {"options": "-c idle_in_transaction_session_timeout=5000"},
-        }
-    return create_app(config)
+def _outage_app(url: str, smtp_port: int) -> AbstractContextManager[Flask]:
+    # A connection the proxy half-closes mid-transaction would otherwise keep its row locks on
+    # the server for ever and block the clean-up; the server ends such a transaction itself.
+    engine = {
+        "pool_pre_ping": True,
+        "connect_args": {"options": "-c idle_in_transaction_session_timeout=5000"},
+    }
+    return app_of_its_own(url, smtp_port, SQLALCHEMY_ENGINE_OPTIONS=engine)
 
 
 def _assert_down(answers: dict[str, Any]) -> list[str]:
@@ -277,25 +162,29 @@ def test_closed_port_answers_503_never_valid(smtp_server: Any) -> None:
     """Nothing listens where the database should be: every check way answers 503, none 'valid'."""
     _box, port = smtp_server
     url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/kyffikus"
-    app = _outage_app(url, port)
-    fake = Till(
-        1, "1:1", apitokens.PREFIX + "x" * 43, passes_service.new_token(), passnumber.generate()
+    user = User(id=1, session_version=1)
+    fake = Tills(
+        users=[user],
+        api_tokens=[apitokens.PREFIX + "x" * 43],
+        offer_id=1,
+        pass_id=1,
+        pass_token=passes_service.new_token(),
+        pass_number=passnumber.generate(),
     )
-    answers = ask_everything(app, fake)
-    answers["check POST"] = _provider_client(app, fake).post(
-        "/anbieter/pruefen/ergebnis", data={"code": fake.pass_token}
-    )
-    problems = _assert_down({k: v for k, v in answers.items() if k != "check POST"})
-    # The POST is refused before its CSRF check could even load the user: 503 or 400, never valid.
-    if answers["check POST"].status_code not in (400, 503) or _valid(answers["check POST"]):
-        problems.append(f"check POST: {answers['check POST'].status_code}")
-    # The process itself still answers, even to a browser that sends a session cookie.
-    for path in ("/healthz", "/static/css/app.css"):  # the 503 page needs its stylesheet
-        status = _provider_client(app, fake).get(path).status_code
-        if status != 200:
-            problems.append(f"{path} with a session cookie: {status}")
-    with app.app_context():
-        db.engine.dispose()
+    with _outage_app(url, port) as app:
+        answers = ask_everything(app, fake)
+        answers["check POST"] = login_as(app.test_client(), user).post(
+            "/anbieter/pruefen/ergebnis", data={"code": fake.pass_token}
+        )
+        problems = _assert_down({k: v for k, v in answers.items() if k != "check POST"})
+        # The POST is refused before its CSRF check could even load the user: 503 or 400, never valid.
+        if answers["check POST"].status_code not in (400, 503) or _valid(answers["check POST"]):
+            problems.append(f"check POST: {answers['check POST'].status_code}")
+        # The process itself still answers, even to a browser that sends a session cookie.
+        for path in ("/healthz", "/static/css/app.css"):  # the 503 page needs its stylesheet
+            status = login_as(app.test_client(), user).get(path).status_code
+            if status != 200:
+                problems.append(f"{path} with a session cookie: {status}")
     record_figure(
         "outage-closed-port",
         "checks while the database port is closed (page, QR URL, API by token and number)",
@@ -316,28 +205,27 @@ def test_database_lost_and_back_the_same_app_recovers(
 ) -> None:
     """Cut the connection under a running app: 503, never valid; restore it: the same app serves."""
     _box, smtp_port = smtp_server
-    with _session_app.app_context():
-        real = db.engine.url
-    with committed_till(real.render_as_string(hide_password=False)) as till:
-        proxy = CuttableProxy((real.host or "127.0.0.1", real.port or 5432))
-        url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        app = _outage_app(url, smtp_port)
+    real = database_url(_session_app)
+    with committed_rows(real) as committed:
+        till = commit_tills(committed, "Ausfall", 1, api_tokens=True)
+        server = sa.engine.make_url(real)
+        proxy = CuttableProxy((server.host or "127.0.0.1", server.port or 5432))
+        url = server.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         try:
-            before = ask_everything(app, till)
-            assert {k: r.status_code for k, r in before.items()} == dict.fromkeys(before, 200)
-            assert all(_valid(r) for k, r in before.items() if k != "check page")
+            with _outage_app(url, smtp_port) as app:
+                before = ask_everything(app, till)
+                assert {k: r.status_code for k, r in before.items()} == dict.fromkeys(before, 200)
+                assert all(_valid(r) for k, r in before.items() if k != "check page")
 
-            proxy.cut()
-            down = ask_everything(app, till)
-            problems = _assert_down(down)
+                proxy.cut()
+                down = ask_everything(app, till)
+                problems = _assert_down(down)
 
-            proxy.restore()
-            after = ask_everything(app, till)
-            back = {k: r.status_code for k, r in after.items()}
+                proxy.restore()
+                after = ask_everything(app, till)
+                back = {k: r.status_code for k, r in after.items()}
         finally:
             proxy.cut()
-            with app.app_context():
-                db.engine.dispose()
     record_figure(
         "outage-recovery",
         "checks with the database cut and restored under a running app (page, QR URL, API)",

@@ -598,7 +598,7 @@ def test_category_crud(staff_client: FlaskClient, category: Category) -> None:
         (
             {
                 "number": "2",
-                "name": "Auflage 2",
+                "name": "Ausgabe 2",
                 "valid_from": "2028-01-01",
                 "valid_until": "2027-12-31",
             },
@@ -611,7 +611,7 @@ def test_category_crud(staff_client: FlaskClient, category: Category) -> None:
                 "valid_from": "2028-01-01",
                 "valid_until": "2029-12-31",
             },
-            "Eine Auflage mit der Nummer 1 gibt es schon.",
+            "Eine Ausgabe mit der Nummer 1 gibt es schon.",
         ),
         (
             {"number": "2", "name": "", "valid_from": "2028-01-01", "valid_until": "2029-12-31"},

@@ -372,7 +372,7 @@ def test_offer_dry_run_lists_every_problem(
             "7;prozent;therme;sport;Zu viel;;percent;150;;;;per_day;ja;main",
             "7;alter;therme;sport;Alter;;amount;5;;10;5;per_day;ja;main",
             "7;fremd;therme;sport;Fremd;;percent;10;;;;per_day;ja;main|nirgends",
-            "8;auflage;unbekannt;tanz;Auflage;;other;;;;;immer;ja;main",
+            "8;ausgabe;unbekannt;tanz;Ausgabe;;other;;;;;immer;ja;main",
             "7;gut;therme;sport;Doppelt;;percent;10;;;;per_day;ja;main",
             "7;;therme;sport;;;other;3;;;;per_day;ja;",
             "7;kinder;therme;sport;Kinder;;children_free;1,5;;;;per_day;ja;main",
@@ -385,7 +385,7 @@ def test_offer_dry_run_lists_every_problem(
     assert ("3", "discount_value", "Ein Prozentsatz liegt zwischen 1 und 100.") in found
     assert ("4", "max_age", "Das Höchstalter (5) liegt unter dem Mindestalter (10).") in found
     assert ("5", "venues", "therme hat keinen Standort „nirgends“.") in found
-    assert ("6", "edition", "Eine Auflage mit der Nummer 8 gibt es nicht.") in found
+    assert ("6", "edition", "Eine Ausgabe mit der Nummer 8 gibt es nicht.") in found
     assert (
         "6",
         "provider",

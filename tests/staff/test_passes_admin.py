@@ -33,7 +33,7 @@ def family_pass(localities: None, make_family: Any, make_pass: Any, make_edition
         locality="Artern",
     )
     edition = make_edition(
-        valid_from=date(2026, 1, 1), valid_until=date(2027, 12, 31), name="4. Auflage"
+        valid_from=date(2026, 1, 1), valid_until=date(2027, 12, 31), name="4. Ausgabe"
     )
     pass_ = make_pass(household, edition=edition)
     # Committed (inside the test's outer transaction), so a view's rollback after a refused
@@ -269,7 +269,7 @@ def test_replace_shows_in_history_and_audit_log(
 def test_extend_to_the_next_edition_shows_in_history_and_audit_log(
     client: FlaskClient, staff: Any, family_pass: Pass, make_edition: Any
 ) -> None:
-    make_edition(valid_from=date(2028, 1, 1), valid_until=date(2029, 12, 31), name="5. Auflage")
+    make_edition(valid_from=date(2028, 1, 1), valid_until=date(2029, 12, 31), name="5. Ausgabe")
     detail = client.get(f"/verwaltung/paesse/{family_pass.id}").get_data(as_text=True)
     assert "verlängern" in detail
     response = post_form(
@@ -280,7 +280,7 @@ def test_extend_to_the_next_edition_shows_in_history_and_audit_log(
     assert family_pass.valid_until == date(2029, 12, 31)
     page = client.get(f"/verwaltung/paesse/{family_pass.id}").get_data(as_text=True)
     assert "Verlängert" in page
-    assert "5. Auflage" in page
+    assert "5. Ausgabe" in page
     assert "gültig bis:" in page
     events = [
         e.kind

@@ -64,8 +64,8 @@ def _offer_data(offer: Offer, **changes: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"edition_id": HUGE}, "Bitte wählen Sie eine Auflage."),
-        ({"edition_id": "-1"}, "Bitte wählen Sie eine Auflage."),
+        ({"edition_id": HUGE}, "Bitte wählen Sie eine Ausgabe."),
+        ({"edition_id": "-1"}, "Bitte wählen Sie eine Ausgabe."),
         ({"category_id": HUGE}, "Kategorie"),
         ({"venues": HUGE}, "Standort"),
         ({"discount_kind": "amount", "discount_value": "1e30"}, "höchstens 999.999,99 €"),
@@ -195,7 +195,7 @@ def test_export_of_an_edition_that_is_no_number_is_400(
     response = staff_client.get("/verwaltung/export/angebote.csv", query_string={"auflage": value})
 
     assert response.status_code in (400, 404)
-    assert "Die Auflage ist eine Nummer." in page_text(response) or response.status_code == 404
+    assert "Die Ausgabe ist eine Nummer." in page_text(response) or response.status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,180 @@
+"""Rendered pages kept for a short while, with the per-request parts filled in at every answer.
+
+Two pages are rendered over and over with the same result: the offer directory (the same filters
+give the same page to everybody of the same role, until staff change the catalogue) and the frame
+of the provider's check page (everything but the result). Rendering them costs far more CPU than
+the rest of those requests (Jinja, WTForms, gettext, url_for), so each worker keeps the rendered
+text and only fills in what differs from request to request:
+
+- the CSP nonce of the script tags (a fresh one for every answer, as before),
+- the CSRF token of the forms (Flask-WTF's, generated as before; only when the page has a form),
+- the language switch's link, which names the current path (/v/<token> carries a pass token),
+- and "slots" the caller renders itself, e.g. the check result.
+
+While a page is rendered for the cache, those parts are written as markers: a random string made
+once per process followed by the part's name. Nobody can type a marker into a search field, since
+the random part is never shown. A page is rendered normally (and not kept) when the session has
+flashed messages to show.
+
+The key names everything else the page depends on (template, language, role, the query); an
+entry is also dropped when the catalogue was written in this process (the directory's version
+counter) and after PAGE_CACHE_SECONDS (default 60 s, 0 switches the cache off), so a change made on
+another worker or host shows within a minute, like the directory's filter metadata. Each worker
+keeps at most PAGE_CACHE_ENTRIES pages (default 256, least recently used dropped first): a few MB.
+Nothing here is needed by another worker: it is a cache, never the only copy.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+from flask import current_app, g, render_template, request, session, url_for
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup, escape
+
+from kyffikus.services import directory
+
+DEFAULT_SECONDS = 60.0
+DEFAULT_ENTRIES = 256
+_MARK = "kyf" + secrets.token_hex(12)
+_SHELL = "kyffikus.page_shell"
+_CACHE = "kyffikus.page_cache"
+LANGUAGES = ("de", "en")
+
+
+def marker(name: str) -> str:
+    """The text that stands for a per-request part while a page is rendered for the cache."""
+    return f"{_MARK}{name}_"
+
+
+def rendering_shell() -> bool:
+    """Whether the current render is for the cache (template helpers then answer markers)."""
+    return bool(g.get(_SHELL))
+
+
+def lang_switch_url(code: str) -> str:
+    """The link that switches to a language and comes back to this page (a template global)."""
+    if rendering_shell():
+        return marker(f"lang_{code}")  # letters, digits and "_": nothing to escape
+    return url_for("public.set_language", lang=code, next=request.full_path)
+
+
+def _settings() -> tuple[float, int]:
+    config = current_app.config
+    return (
+        float(config.get("PAGE_CACHE_SECONDS", DEFAULT_SECONDS)),
+        int(config.get("PAGE_CACHE_ENTRIES", DEFAULT_ENTRIES)),
+    )
+
+
+def cacheable() -> bool:
+    """Whether this request may get (and leave) a cached page: nothing flashed to show."""
+    return _settings()[0] > 0 and "_flashes" not in session
+
+
+def _store() -> OrderedDict[Hashable, tuple[int, float, str]]:
+    cache: OrderedDict[Hashable, tuple[int, float, str]] = current_app.extensions.setdefault(
+        _CACHE, OrderedDict()
+    )
+    return cache
+
+
+def _lookup(key: Hashable) -> str | None:
+    cache = _store()
+    entry = cache.get(key)
+    if entry is None:
+        return None
+    version, expires, text = entry
+    if version != directory.catalogue_version() or time.monotonic() >= expires:
+        cache.pop(key, None)
+        return None
+    cache.move_to_end(key)
+    return text
+
+
+def _keep(key: Hashable, version: int, text: str) -> None:
+    seconds, entries = _settings()
+    cache = _store()
+    cache[key] = (version, time.monotonic() + seconds, text)
+    cache.move_to_end(key)
+    while len(cache) > max(entries, 1):
+        cache.popitem(last=False)
+
+
+def _fill(text: str, slots: Mapping[str, Callable[[], Markup | str]]) -> str:
+    """The cached text with this request's nonce, CSRF token, language links and slots."""
+    from kyffikus.web import csp_nonce
+
+    parts = {"nonce": csp_nonce}
+    if marker("csrf") in text:
+        parts["csrf"] = generate_csrf
+    for code in LANGUAGES:
+        parts[f"lang_{code}"] = lambda code=code: str(escape(lang_switch_url(code)))
+    parts.update(slots)
+    for name, value in parts.items():
+        mark = marker(name)
+        if mark in text:
+            text = text.replace(mark, str(value()))
+    return text
+
+
+def _render_shell(template: str, slots: Mapping[str, Any], context: Any) -> str:
+    """Render the template with markers for every per-request part."""
+    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    saved = {name: g.get(name) for name in ("csp_nonce", field) if name in g}
+    g.csp_nonce = marker("nonce")
+    setattr(g, field, marker("csrf"))  # what csrf_token() answers while it is set
+    setattr(g, _SHELL, True)
+    try:
+        return render_template(template, **context, **{name: marker(name) for name in slots})
+    finally:
+        setattr(g, _SHELL, False)
+        for name in ("csp_nonce", field):
+            g.pop(name, None)
+        for name, value in saved.items():
+            setattr(g, name, value)
+
+
+def render_fragment(template: str, **context: Any) -> Markup:
+    """A partial template rendered as safe HTML for a slot (its own output is escaped already)."""
+    return Markup(render_template(template, **context))  # noqa: S704 - an autoescaped template
+
+
+def cached_page(key: Hashable | None) -> str | None:
+    """The page kept under key, filled for this request; None when there is none (or no key)."""
+    if key is None or not cacheable():
+        return None
+    text = _lookup(key)
+    return _fill(text, {}) if text is not None else None
+
+
+def render_page(
+    template: str,
+    key: Hashable | None,
+    slots: Mapping[str, Callable[[], Markup]] | None = None,
+    **context: Any,
+) -> str:
+    """Render a page through the cache: the kept text filled in, or rendered, kept and filled.
+
+    key names everything the page depends on besides the per-request parts (None: render it
+    normally, e.g. with form errors). slots are parts the caller renders for every request, as
+    safe HTML (Markup, e.g. from render_template): the template gets each as a variable.
+    """
+    slots = slots or {}
+    if key is None or not cacheable():
+        return render_template(template, **context, **{n: f() for n, f in slots.items()})
+    text = _lookup(key)
+    if text is None:
+        version = directory.catalogue_version()
+        text = _render_shell(template, slots, context)
+        _keep(key, version, text)
+    return _fill(text, slots)
+
+
+def clear() -> None:
+    """Forget every kept page of this app (tests; a deployment does not need it)."""
+    _store().clear()
