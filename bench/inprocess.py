@@ -46,6 +46,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("-n", type=int, default=1500, help="requests per target (default 1500)")
     parser.add_argument("--only", default=",".join(TARGETS), help="targets, comma separated")
     parser.add_argument("--profile", default="", help="cProfile this target (CPU time)")
+    parser.add_argument("--profile-out", default="", help="also write the profile to this file")
     parser.add_argument("--ablate", default="", help=f"comma separated: {', '.join(ABLATIONS)}")
     parser.add_argument("--repo", default=str(Path(__file__).resolve().parent.parent))
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14", help="'' for memory")
@@ -226,7 +227,10 @@ def main() -> int:
         db_ms = (_backend_cpu(db_url) - database) / ARGS.n * 1000
         results[name] = (app_ms, db_ms)
         if profiler:
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(50)
+            stats = pstats.Stats(profiler)
+            if ARGS.profile_out:
+                stats.dump_stats(ARGS.profile_out)
+            stats.sort_stats("cumulative").print_stats(50)
     floor = results.get("floor")
     print(f"{REPO} ({ARGS.scale}{', without ' + ARGS.ablate if ARGS.ablate else ''}):")
     print("| target | app CPU ms/req | db CPU ms/req | total | CPU ratio to floor |")

@@ -13,8 +13,9 @@ project's gunicorn.conf.py, production settings over http, rate limiting on with
 Redis when one answers on 127.0.0.1:6379, else in memory) and drives it from a second process with
 wrk (Debian's package; installed when missing and we are root; otherwise a small threaded Python
 client stands in and says so). Every throughput figure is also given as a ratio to the floor
-(GET /bench/floor: a short text through the same app and middleware) measured between every two
-targets in the same run, and the CPU time per request of the workers, their PostgreSQL backends and
+(GET /bench/floor: a short text through the same app and middleware) measured in the same run,
+taking turns with each target in short slices (so both see the same drift of a shared machine's
+speed), and the CPU time per request of the workers, their PostgreSQL backends and
 Redis is reported beside it (robust when other work shares the machine).
 
 It prints tables of figures and asserts nothing about time: the figures go into the README.
@@ -137,6 +138,38 @@ def parse_wrk(output: str) -> dict[str, float]:
         # closes as read errors although the response arrived. Only connect errors and timeouts count.
         result["errors"] += float(m.group(1)) + float(m.group(4))
     return result
+
+
+# Turns of each target and of the floor (alternating) within one measured duration.
+ROUNDS = 5
+
+
+def combine(parts: list[Load]) -> Load:
+    """Several slices of the same load as one: requests and CPU added up, latency weighted."""
+    first = parts[0]
+    requests = sum(p.requests for p in parts)
+    seconds = sum(p.requests / p.rps for p in parts if p.rps)
+    weight = [p.requests or 1 for p in parts]
+    total = sum(weight)
+    cpu = [p for p in parts if p.cpu_ms is not None]
+    combined = Load(
+        first.name,
+        first.label,
+        rps=requests / seconds if seconds else 0.0,
+        p50_ms=sum(p.p50_ms * w for p, w in zip(parts, weight, strict=True)) / total,
+        p99_ms=max(p.p99_ms for p in parts),
+        requests=requests,
+        errors=sum(p.errors for p in parts),
+        connections=first.connections,
+        goal=first.goal,
+    )
+    if cpu and requests:
+        combined.cpu_ms = sum((p.cpu_ms or 0) * p.requests for p in cpu) / requests
+        groups = {g for p in cpu for g in p.cpu_split}
+        combined.cpu_split = {
+            g: sum(p.cpu_split.get(g, 0.0) * p.requests for p in cpu) / requests for g in groups
+        }
+    return combined
 
 
 class Driver:
@@ -953,26 +986,27 @@ def bench_scale(scale: str, args: argparse.Namespace, storage: str) -> ScaleResu
                     f"the QR image answered {status} then {repeat} (ETag: {etag})"
                 )
 
-        def floor(label: str) -> Load:
-            log(f"  {label} ...")
-            load = driver.run(Load("floor", label), duration=args.duration, connections=args.connections,
-                              script="get_paths.lua", env=floor_env)  # fmt: skip
-            result.loads.append(load)
-            return load
-
-        # The floor is measured between every two targets: on a shared machine the background load
-        # drifts, and each target is compared with the floor measured right around it.
-        before = floor("floor: GET /bench/floor")
+        # Each target and the floor take turns in short slices (ROUNDS of each, alternating): the
+        # speed of a shared virtual machine drifts within seconds, and a ratio is only fair when
+        # the target and its floor saw the same drift. The slices of each are then added up.
+        rounds = max(1, min(ROUNDS, int(args.duration // 2)))
         for name, label, script, env_ in targets:
-            log(f"  {label} ...")
-            load = driver.run(Load(name, label, goal=GOALS.get(name)), duration=args.duration,
-                              connections=args.connections, script=script, env=env_)  # fmt: skip
-            result.loads.append(load)
-            after = floor("floor")
-            load.floor = (before.rps + after.rps) / 2
-            if before.cpu_ms and after.cpu_ms:
-                load.floor_cpu_ms = (before.cpu_ms + after.cpu_ms) / 2
-            before = after
+            log(f"  {label} (and the floor), {rounds} turns each ...")
+            parts: list[Load] = []
+            floors: list[Load] = []
+            for turn in range(rounds):
+                warmup = 2.0 if turn == 0 else 1.0
+                floors.append(driver.run(Load("floor", "floor"), duration=args.duration / rounds,
+                                         connections=args.connections, script="get_paths.lua",
+                                         env=floor_env, warmup=warmup))  # fmt: skip
+                parts.append(driver.run(Load(name, label, goal=GOALS.get(name)), duration=args.duration / rounds,
+                                        connections=args.connections, script=script, env=env_,
+                                        warmup=warmup))  # fmt: skip
+            load = combine(parts)
+            floor_load = combine(floors)
+            load.floor = floor_load.rps
+            load.floor_cpu_ms = floor_load.cpu_ms
+            result.loads += [floor_load, load]
         if any(name == "check_api" for name, *_rest in targets):
             log("  POST /api/v1/checks, one connection (latency) ...")
             result.check_latency = driver.run(
@@ -1076,17 +1110,18 @@ def print_scale(result: ScaleResult) -> None:
         f"{counts.get('redemption', 0):,} redemptions (generated in {result.marker.get('seconds', '?')} s)")  # fmt: skip
     log()
     log(f"Server: {result.server}. Load: {result.client}, {result.loads[0].connections if result.loads else '?'} connections, "
-        f"{result.duration:g} s per run after 2 s of warm-up; "
+        f"{result.duration:g} s per target and as much for its floor, in {ROUNDS} alternating turns of each "
+        f"(after 2 s, then 1 s of warm-up); "
         f"rate limits in {result.storage}; load average {result.load_before:.1f} before, "
         f"{result.load_after:.1f} after.")  # fmt: skip
-    log(f"The floor was measured {len(floors)} times, between every two targets: {', '.join(f'{f:,.0f}' for f in floors)} "
-        f"req/s (mean {floor:,.0f}); each ratio is to the mean of the two floor runs around it. CPU ms/req is "
+    log(f"The floor, taking turns with each target: {', '.join(f'{f:,.0f}' for f in floors)} "
+        f"req/s (mean {floor:,.0f}); each ratio is to the floor measured in turns with that target. CPU ms/req is "
         f"the CPU time of the gunicorn workers, their PostgreSQL backends and Redis per request; the CPU "
         f"ratio (floor's CPU per request / the route's) is what the throughput ratio would be if only CPU "
         f"limited it, which holds up better than req/s when other work shares the machine.")  # fmt: skip
     log()
     log(
-        "| route | req/s | floor around it | ratio to floor | goal | p50 ms | p99 ms | requests | errors "
+        "| route | req/s | its floor | ratio to floor | goal | p50 ms | p99 ms | requests | errors "
         "| CPU ms/req (app + db + redis) | CPU ratio |"
     )
     log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -1110,7 +1145,7 @@ def print_scale(result: ScaleResult) -> None:
         p99 = statistics.median(x.p99_ms for x in floor_loads)
         cpus = [x.cpu_ms for x in floor_loads if x.cpu_ms]
         floor_cpu = statistics.mean(cpus) if cpus else None
-        log(f"| floor: GET /bench/floor (mean of {len(floor_loads)} runs) | {_fmt(floor, 0)} | | 1.00 | | "
+        log(f"| floor: GET /bench/floor (mean of its {len(floor_loads)} turns with the targets) | {_fmt(floor, 0)} | | 1.00 | | "
             f"{_fmt(p50, 2)} | {_fmt(p99, 2)} | {sum(x.requests for x in floor_loads):,} | "
             f"{sum(x.errors for x in floor_loads)} | {_fmt(floor_cpu, 2)} | 1.00 |")  # fmt: skip
     if result.check_latency:

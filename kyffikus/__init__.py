@@ -66,12 +66,13 @@ def _configure_logging(app: Flask) -> None:
 
 def _init_extensions(app: Flask) -> None:
     """Bind the extensions created in kyffikus.extensions."""
-    from kyffikus import auth_session
+    from kyffikus import auth_session, readonly
     from kyffikus.extensions import babel, csrf, db, limiter, login_manager, migrate
     from kyffikus.i18n import install_template_gettext, select_locale, select_timezone
 
     db.init_app(app)
     _sqlite_foreign_keys(app)
+    _idle_ping(app)
     migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"))
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
@@ -80,6 +81,20 @@ def _init_extensions(app: Flask) -> None:
     limiter.init_app(app)
     login_manager.init_app(app)
     auth_session.init_app(app, login_manager)
+    # First of the hooks so far (the QR image's 304, which needs no database, goes ahead of it).
+    readonly.init_app(app)
+
+
+def _idle_ping(app: Flask) -> None:
+    """PostgreSQL: ping pooled connections only after they sat idle (kyffikus.dbpool)."""
+    seconds = float(app.config["DB_PING_IDLE_SECONDS"])
+    if seconds <= 0 or not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        return
+    from kyffikus.dbpool import install_idle_ping
+    from kyffikus.extensions import db
+
+    with app.app_context():
+        install_idle_ping(db.engine, seconds)
 
 
 def _sqlite_foreign_keys(app: Flask) -> None:

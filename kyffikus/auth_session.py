@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from flask import Flask, current_app, session
+from flask import Flask, current_app, request, session
 from flask_login import LoginManager, logout_user
+from sqlalchemy import Boolean, Integer, String, column, text
 
 from kyffikus.extensions import db
+from kyffikus.hotsql import HotStatement
 from kyffikus.models.people import User
 
 log = logging.getLogger("kyffikus.auth")
@@ -24,14 +27,91 @@ def init_app(app: Flask, login_manager: LoginManager) -> None:
     app.before_request(enforce_session_limits)
 
 
-def load_user(user_id: str) -> User | None:
+# The till's pages: every scan at every till loads the session's user, and these pages need only
+# a few of its columns (role, provider, language). They get a SessionUser from one plain statement.
+HOT_ENDPOINTS = frozenset({"verify.verify", "provider.check", "provider.check_result"})
+
+_SESSION_USER = HotStatement(
+    text(
+        "SELECT id, role, provider_id, active, session_version, locale "
+        "FROM user_account WHERE id = :id"
+    ).columns(
+        column("id", Integer),
+        column("role", String),
+        column("provider_id", Integer),
+        column("active", Boolean),
+        column("session_version", Integer),
+        column("locale", String),
+    )
+)
+
+
+class SessionUser:
+    """The session's user as the till's pages see it: a few columns read without the ORM.
+
+    Flask-Login's interface and the columns the check needs answer at once. Anything else (another
+    column, a relationship) loads the ORM User on first use and answers from it, so code written
+    for a User keeps working; `orm_user` is that User (e.g. to record who did something).
+    """
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, row: Any) -> None:
+        self.id: int = row.id
+        self.role: str = row.role
+        self.provider_id: int | None = row.provider_id
+        self.active: bool = bool(row.active)
+        self.session_version: int = row.session_version
+        self.locale: str | None = row.locale
+        self._user: User | None = None
+
+    @property
+    def is_active(self) -> bool:
+        """Deactivated users' sessions end (as User.is_active)."""
+        return self.active
+
+    @property
+    def is_staff(self) -> bool:
+        """Staff or admin (as User.is_staff)."""
+        return self.role in ("staff", "admin")
+
+    def get_id(self) -> str:
+        """The session's user id with the session version (as User.get_id)."""
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def orm_user(self) -> User:
+        """The ORM User, loaded by primary key on first use."""
+        if self._user is None:
+            user = db.session.get(User, self.id)
+            if user is None:  # deleted since this request began
+                raise LookupError("the session's user no longer exists")
+            self._user = user
+        return self._user
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names not set above: columns and relationships of the full User.
+        if name.startswith("__") or name == "_user":
+            raise AttributeError(name)
+        return getattr(self.orm_user, name)
+
+
+def load_user(user_id: str) -> User | SessionUser | None:
     """Load the user of a session id "<id>:<version>"; a stale version ends the session."""
     try:
         raw_id, raw_version = user_id.split(":", 1)
         uid, version = int(raw_id), int(raw_version)
     except ValueError:
         return None
-    user = db.session.get(User, uid)
+    if not 0 < uid <= 2**31 - 1:
+        return None
+    user: User | SessionUser | None
+    if request.endpoint in HOT_ENDPOINTS:
+        rows = _SESSION_USER.rows({"id": uid})
+        user = SessionUser(rows[0]) if rows else None
+    else:
+        user = db.session.get(User, uid)
     if user is None or not user.active or user.session_version != version:
         return None
     return user

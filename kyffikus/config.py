@@ -66,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
     # the check page, for this many seconds (0: off) and at most this many pages.
     "PAGE_CACHE_SECONDS": 60,
     "PAGE_CACHE_ENTRIES": 256,
+    # PostgreSQL: a pooled connection idle this long is pinged before use (0: ping every checkout).
+    "DB_PING_IDLE_SECONDS": 1.0,
     "STAFF_SESSION_IDLE": timedelta(hours=2),
     "STAFF_SESSION_ABSOLUTE": timedelta(hours=12),
     "FAMILY_SESSION_ABSOLUTE": timedelta(days=30),
@@ -151,6 +153,9 @@ def finalise(config: dict[str, Any], instance_path: Path) -> None:
         }
     elif uri.startswith("postgresql"):
         opts = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
+        if float(config["DB_PING_IDLE_SECONDS"]) > 0:
+            # kyffikus.dbpool pings only connections idle for a while instead of every checkout.
+            opts["pool_pre_ping"] = False
         connect_args = dict(opts.get("connect_args", {}))
         connect_args.setdefault("connect_timeout", 3)
         opts["connect_args"] = connect_args

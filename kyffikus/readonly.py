@@ -12,6 +12,13 @@ idle connection (when it returns to the pool) sends nothing.
 transaction is committed, but only if nothing was written in it: no pending changes and no flush
 since it began (a flush is where the ORM writes). Anything else is left to the view's own commit
 or to the rollback at the end of the request, as before.
+
+On PostgreSQL such a request goes further: before its first statement (the session's user or the
+API token is loaded before the view runs), `init_app`'s hook takes the connection in autocommit
+(kyffikus.hotsql.begin_read_only), so neither BEGIN nor COMMIT is sent at all. Every statement
+then is its own transaction, which changes nothing for reads under READ COMMITTED (each
+statement sees its own snapshot either way); the rare single-row touch such a request writes
+(an API token's last use) is committed by its statement.
 """
 
 from __future__ import annotations
@@ -20,14 +27,17 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
+from flask import Flask, current_app, request
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
 from kyffikus.extensions import db
+from kyffikus.hotsql import AUTOCOMMIT_INFO, begin_read_only
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _FLUSHED = "kyffikus.flushed"
+_MARK = "kyffikus_read_only"
 
 
 @event.listens_for(Session, "after_begin")
@@ -35,6 +45,12 @@ def _transaction_began(
     session: Session, _transaction: SessionTransaction, _connection: Any
 ) -> None:
     session.info.pop(_FLUSHED, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _transaction_ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost one: its connection goes back to the pool
+        session.info.pop(AUTOCOMMIT_INFO, None)
 
 
 @event.listens_for(Session, "after_flush")
@@ -47,6 +63,8 @@ def end_read_only() -> None:
     session = db.session()
     if not session.in_transaction() or session.info.get(_FLUSHED):
         return
+    if session.info.get(AUTOCOMMIT_INFO):
+        return  # nothing to end: every statement was its own transaction
     if session.new or session.dirty or session.deleted:
         return
     session.commit()
@@ -61,4 +79,17 @@ def read_only(view: F) -> F:
         end_read_only()
         return response
 
+    # functools.wraps copies the mark onto the decorators wrapped around this one.
+    setattr(wrapped, _MARK, True)
     return wrapped  # type: ignore[return-value]
+
+
+def _begin_if_read_only() -> None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is not None and getattr(view, _MARK, False):
+        begin_read_only()
+
+
+def init_app(app: Flask) -> None:
+    """Start read-only views' requests in autocommit, before any other hook loads the user."""
+    app.before_request_funcs.setdefault(None, []).insert(0, _begin_if_read_only)

@@ -40,7 +40,7 @@ from kyffikus.provider.forms import (
 )
 from kyffikus.provider.ratelimit import check_limits
 from kyffikus.readonly import read_only
-from kyffikus.services import DomainError, checks, redemptions
+from kyffikus.services import DomainError, checks, directory, redemptions
 from kyffikus.services import apitokens as tokens_service
 from kyffikus.services.provider_account import provider_users, update_contact, update_venue_notes
 from kyffikus.web import no_store
@@ -109,6 +109,49 @@ def render_check(
         has_result=result is not None,
     )
     return page, status
+
+
+_OFFER_HEAD = Markup(
+    '<h4 id="offer-{id}-title">{title}</h4>\n'
+    '          <p class="offer-benefit">{benefit}</p>\n'
+    '          <p class="offer-meta">{limit} · {age}</p>'
+)
+_OFFER_CONDITIONS = Markup('<p class="offer-meta">{}</p>')
+# The heads of the offers a check shows, per language and offer text: few (a provider's offers),
+# and the same for every pass, so a check renders only what depends on the pass.
+_offer_heads: dict[tuple[Any, ...], Markup] = {}
+MAX_OFFER_HEADS = 4096
+
+
+@bp.app_template_global()
+def check_offer_head(offer: checks.OfferAllowance) -> Markup:
+    """An offer's title, benefit, limit, ages and conditions in a check result (same for every pass)."""
+    key = (
+        str(get_locale()),
+        offer.offer_id,
+        offer.title,
+        offer.discount_kind,
+        offer.discount_value,
+        offer.conditions,
+        offer.min_age,
+        offer.max_age,
+        offer.limit,
+    )
+    head = _offer_heads.get(key)
+    if head is None:
+        head = _OFFER_HEAD.format(
+            id=offer.offer_id,
+            title=offer.title,
+            benefit=directory.discount_label(offer),
+            limit=directory.limit_label(offer),
+            age=directory.age_label(offer),
+        )
+        if offer.conditions:
+            head += _OFFER_CONDITIONS.format(offer.conditions)
+        if len(_offer_heads) >= MAX_OFFER_HEADS:
+            _offer_heads.clear()
+        _offer_heads[key] = head
+    return head
 
 
 @bp.app_template_global()

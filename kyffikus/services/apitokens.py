@@ -13,6 +13,7 @@ from sqlalchemy import Boolean, Integer, String, column, select, text
 from sqlalchemy.orm import joinedload
 
 from kyffikus.extensions import db
+from kyffikus.hotsql import HotStatement
 from kyffikus.models.base import UTCDateTime, utcnow
 from kyffikus.models.people import ApiToken, User
 from kyffikus.services import DomainError, NotAllowed
@@ -91,21 +92,24 @@ def revoke_token(token: ApiToken, by: User, now: datetime) -> ApiToken:
 
 # Every API request authenticates: one plain statement built once, columns only (no ORM objects,
 # no per-call statement building). The ORM user is loaded only by the views that write.
-_AUTHENTICATE = text(
-    "SELECT t.id, t.user_id, t.provider_id, t.revoked_at, t.last_used_at, "
-    "u.active, u.role, u.provider_id AS user_provider_id "
-    "FROM api_token AS t JOIN user_account AS u ON u.id = t.user_id "
-    "WHERE t.token_hash = :token_hash"
-).columns(
-    # In the selected order: SQLAlchemy then matches them by position and caches the matching.
-    column("id", Integer),
-    column("user_id", Integer),
-    column("provider_id", Integer),
-    column("revoked_at", UTCDateTime()),
-    column("last_used_at", UTCDateTime()),
-    column("active", Boolean),
-    column("role", String),
-    column("user_provider_id", Integer),
+_AUTHENTICATE = HotStatement(
+    text(
+        "SELECT t.id, t.user_id, t.provider_id, t.revoked_at, t.last_used_at, "
+        "u.active, u.role, u.provider_id AS user_provider_id "
+        "FROM api_token AS t JOIN user_account AS u ON u.id = t.user_id "
+        "WHERE t.token_hash = :token_hash"
+    ).columns(
+        # In the selected order: SQLAlchemy then matches them by position and caches the matching.
+        column("id", Integer),
+        column("user_id", Integer),
+        column("provider_id", Integer),
+        column("revoked_at", UTCDateTime()),
+        column("last_used_at", UTCDateTime()),
+        column("active", Boolean),
+        column("role", String),
+        column("user_provider_id", Integer),
+    ),
+    utc_columns=("revoked_at", "last_used_at"),
 )
 
 
@@ -136,7 +140,8 @@ def authenticate(raw: str, now: datetime | None = None) -> ApiCaller | None:
     """
     if not isinstance(raw, str) or not _RAW.fullmatch(raw):
         return None
-    row = db.session.execute(_AUTHENTICATE, {"token_hash": hash_token(raw)}).first()
+    rows = _AUTHENTICATE.rows({"token_hash": hash_token(raw)})
+    row = rows[0] if rows else None
     if row is None or row.revoked_at is not None:
         return None
     if not row.active or row.role != "provider" or row.user_provider_id != row.provider_id:

@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import TextualSelect
 
 from kyffikus.extensions import db
+from kyffikus.hotsql import HotStatement
 from kyffikus.i18n import gettext as _  # Flask-Babel's, looked up once per request
 from kyffikus.models.base import BERLIN, UTCDateTime
 from kyffikus.models.passes import Pass
@@ -307,8 +308,14 @@ def _statement(by: str, with_offers: bool) -> TextualSelect:
 
 
 # (kind of code, with a provider's offers) -> statement; "token" and "number" are unique columns.
-_STATEMENTS: dict[tuple[str, bool], TextualSelect] = {
-    (kind, with_offers): _statement(kind, with_offers)
+# On PostgreSQL they go straight to the driver (kyffikus.hotsql).
+_STATEMENTS: dict[tuple[str, bool], HotStatement] = {
+    (kind, with_offers): HotStatement(
+        _statement(kind, with_offers),
+        utc_columns=("status_changed_at", "last_at", "today_at")
+        if with_offers
+        else ("status_changed_at",),
+    )
     for kind in ("token", "number")
     for with_offers in (False, True)
 }
@@ -344,14 +351,13 @@ def _allowance(row: Any, adults: int, ages: list[int]) -> OfferAllowance:
 
 def _check_rows(parsed: ParsedCode, provider_id: int | None, on: date) -> Sequence[Any]:
     """The pass row(s) for a parsed code: one row per offer of the provider, or one without."""
-    # Text statements do not autoflush; a pending redemption of this request must count.
-    db.session.flush()
     with_offers = provider_id is not None
     params: dict[str, Any] = {"code": parsed.value}
     if with_offers:
         params["provider_id"] = provider_id
         params["on"] = on
-    return db.session.execute(_STATEMENTS[(str(parsed.kind), with_offers)], params).all()
+    # HotStatement.rows flushes first: a pending redemption of this request must count.
+    return _STATEMENTS[(str(parsed.kind), with_offers)].rows(params)
 
 
 def check_pass(

@@ -4,7 +4,7 @@ Two ways to lose the database:
 - a closed port (nothing listens): runs everywhere, PostgreSQL server or not;
 - a TCP proxy this test controls between the app and the real PostgreSQL server: the proxy is cut
   (live connections dropped, new ones refused) and restored, and the same app object must serve
-  normally again without a restart (pool_pre_ping throws away the dead pooled connections).
+  normally again without a restart (the pool throws away the dead connections: kyffikus.dbpool).
 """
 
 from __future__ import annotations
@@ -133,7 +133,6 @@ def _outage_app(url: str, smtp_port: int) -> AbstractContextManager[Flask]:
     # A connection the proxy half-closes mid-transaction would otherwise keep its row locks on
     # the server for ever and block the clean-up; the server ends such a transaction itself.
     engine = {
-        "pool_pre_ping": True,
         "connect_args": {"options": "-c idle_in_transaction_session_timeout=5000"},
     }
     return app_of_its_own(url, smtp_port, SQLALCHEMY_ENGINE_OPTIONS=engine)

@@ -53,7 +53,7 @@ ISSUERS = 20
 def race_app(_session_app: Flask, smtp_server: Any) -> Iterator[Flask]:
     """A second app on the test database: 80 pooled connections, no rate limits."""
     _box, port = smtp_server
-    pool = {"pool_size": 80, "max_overflow": 0, "pool_pre_ping": True}
+    pool = {"pool_size": 80, "max_overflow": 0}
     with app_of_its_own(database_url(_session_app), port, SQLALCHEMY_ENGINE_OPTIONS=pool) as app:
         yield app
 

@@ -1,0 +1,114 @@
+"""The hottest read-only statements, sent straight to the database driver on PostgreSQL.
+
+Every check at every till runs two statements: its API token (or session user) and the check
+itself. Through SQLAlchemy each costs about as much Python as the database needs to answer it
+(the session's transaction, the statement's cache key, the result's metadata and row processors),
+and every read-only request spends two more round trips on BEGIN and COMMIT. Here:
+
+- `begin_read_only()`, called before a hot read-only request's first statement, takes the
+  session's connection in autocommit: each statement is its own transaction, so no BEGIN and no
+  COMMIT are sent. SQLAlchemy puts the connection back into transaction mode when it returns to
+  the pool, so the next request that writes gets its transaction as always. psycopg keeps its
+  prepared statements (it forgets them only at a ROLLBACK, and there is none).
+- `rows()` runs one plain SQL statement on the session's connection with psycopg directly:
+  prepared by psycopg after a few runs, rows as named tuples. SQLAlchemy's statement events
+  still fire (the query-count tests count these statements too), and a driver error is handled
+  by SQLAlchemy as if it had sent the statement: a lost connection invalidates the pool, and the
+  error is SQLAlchemy's (the outage handler answers 503).
+
+Other databases (SQLite in development and tests) and a session bound to a connection of its own
+(the test suite's savepoints) take the SQLAlchemy path with the same statement, so the answers are
+the same everywhere; `rows()` converts the few types psycopg gives differently (timestamps to
+aware UTC, as UTCDateTime does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.rows import namedtuple_row
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.selectable import TextualSelect
+
+from kyffikus.extensions import db
+
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+AUTOCOMMIT_INFO = "kyffikus.autocommit"
+_DIALECT = PGDialect_psycopg()
+
+
+def driver_sql(statement: TextualSelect) -> str:
+    """A text() statement as SQLAlchemy would send it to psycopg (`:name` as `%(name)s`)."""
+    return str(statement.compile(dialect=_DIALECT))
+
+
+def _direct(session: Any) -> bool:
+    bind = session.get_bind()
+    return isinstance(bind, Engine) and bind.dialect.name == "postgresql"
+
+
+def begin_read_only() -> None:
+    """Take the session's connection in autocommit for a request that writes nothing.
+
+    Call it before the request's first statement. A session that is already in a transaction,
+    bound to a connection of its own, or on another database is left as it is.
+    """
+    session = db.session()
+    if session.in_transaction() or not _direct(session):
+        return
+    session.connection(execution_options=_AUTOCOMMIT)
+    session.info[AUTOCOMMIT_INFO] = True  # until the session's transaction ends
+
+
+class HotStatement:
+    """One plain SQL statement with its typed SQLAlchemy twin (for other databases)."""
+
+    def __init__(self, statement: TextualSelect, utc_columns: Sequence[str] = ()) -> None:
+        self.statement = statement
+        self.driver_sql = driver_sql(statement)
+        self.utc_columns = tuple(utc_columns)
+
+    def rows(self, params: Mapping[str, Any]) -> Sequence[Any]:
+        """The statement's rows (attribute access by column name)."""
+        session = db.session()
+        if not _direct(session):
+            return session.execute(self.statement, params).all()
+        # Text statements do not autoflush; a pending change of this request must count.
+        if session.dirty or session.new or session.deleted:
+            session.flush()
+        connection: Connection = session.connection()
+        rows = self._run(connection, params)
+        if self.utc_columns and rows:
+            fields = rows[0]._fields
+            positions = [fields.index(name) for name in self.utc_columns]
+            rows = [_utc(row, positions) for row in rows]
+        return rows
+
+    def _run(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
+        raw = connection.connection.driver_connection
+        cursor = raw.cursor(row_factory=namedtuple_row)
+        statement, parameters = self.driver_sql, dict(params)
+        try:
+            if connection._has_events or connection.engine._has_events:  # noqa: SLF001
+                connection.dispatch.before_cursor_execute(
+                    connection, cursor, statement, parameters, None, False
+                )
+            cursor.execute(statement, parameters)
+            return cursor.fetchall()
+        except Exception as exc:  # a driver error: SQLAlchemy's handling, SQLAlchemy's error
+            connection._handle_dbapi_exception(exc, statement, parameters, cursor, None)  # noqa: SLF001
+            raise  # not reached: the handler raises
+        finally:
+            cursor.close()
+
+
+def _utc(row: Any, positions: list[int]) -> Any:
+    values = list(row)
+    for position in positions:
+        value = values[position]
+        if isinstance(value, datetime):
+            values[position] = value.astimezone(UTC)
+    return row._make(values)
