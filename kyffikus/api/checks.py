@@ -20,7 +20,7 @@ from kyffikus.extensions import csrf, db
 from kyffikus.models.base import berlin_today, utcnow
 from kyffikus.models.catalogue import Offer
 from kyffikus.models.passes import Redemption
-from kyffikus.provider.ratelimit import check_limits
+from kyffikus.provider.ratelimit import check_limits, count_check
 from kyffikus.readonly import read_only
 from kyffikus.services import DomainError, checks, redemptions
 from kyffikus.services import apitokens as tokens_service
@@ -34,30 +34,39 @@ csrf.exempt(bp)  # Bearer tokens, not cookies, authenticate: no CSRF surface.
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _raw_bearer() -> str | None:
+    scheme, _sep, raw = request.headers.get("Authorization", "").partition(" ")
+    return raw.strip() if scheme.lower() == "bearer" else None
+
+
+def _refused() -> Response:
+    log.info("API token refused on %s %s", request.method, request.path)
+    response = json_error(
+        401,
+        "unauthorized",
+        _("Ein gültiger API-Schlüssel ist nötig (Authorization: Bearer …)."),
+    )
+    response.headers["WWW-Authenticate"] = 'Bearer realm="kyffikus"'
+    return response
+
+
+def _accept(token: tokens_service.ApiCaller) -> None:
+    if token.touched:
+        db.session.commit()  # last_used_at, at most once a minute
+    g.api_token = token
+    no_store()
+
+
 def bearer_required(view: F) -> F:
     """Authenticate by `Authorization: Bearer <token>` only; 401 without a live token."""
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        scheme, _sep, raw = request.headers.get("Authorization", "").partition(" ")
-        token = (
-            tokens_service.authenticate(raw.strip(), utcnow())
-            if scheme.lower() == "bearer"
-            else None
-        )
+        raw = _raw_bearer()
+        token = tokens_service.authenticate(raw, utcnow()) if raw is not None else None
         if token is None:
-            log.info("API token refused on %s %s", request.method, request.path)
-            response = json_error(
-                401,
-                "unauthorized",
-                _("Ein gültiger API-Schlüssel ist nötig (Authorization: Bearer …)."),
-            )
-            response.headers["WWW-Authenticate"] = 'Bearer realm="kyffikus"'
-            return response
-        if token.touched:
-            db.session.commit()  # last_used_at, at most once a minute
-        g.api_token = token
-        no_store()
+            return _refused()
+        _accept(token)
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
@@ -103,18 +112,40 @@ def redemption_dict(redemption: Redemption) -> dict[str, Any]:
 
 
 @bp.post("/checks")
-@bearer_required
-@check_limits
 @read_only
 def check() -> Any:
-    """Check a QR text or pass number: status, reason, the pass summary and this provider's offers."""
+    """Check a QR text or pass number: status, reason, the pass summary and this provider's offers.
+
+    The answers come in the order of the other API routes (401 for the token, 429 for the check
+    budgets, then 400/422 for the body), but a well-formed request costs one statement: the token
+    and the check together (checks.check_with_caller). Its result is shown only after the token
+    was found live and the budgets allowed the request.
+    """
+    raw = _raw_bearer()
     data = _body()
+    code = data.get("code") if data is not None else None
+    well_formed = isinstance(code, str) and bool(code.strip())
+    parsed = checks.parse_code(code) if well_formed else None
+    today = berlin_today()
+    result: checks.CheckResult | None = None
+    token: tokens_service.ApiCaller | None = None
+    if raw is None or not tokens_service.raw_token_shape(raw):
+        pass  # no query for what cannot be a token
+    elif parsed is not None and parsed.kind in ("token", "number"):
+        row, result = checks.check_with_caller(parsed, tokens_service.hash_token(raw), today)
+        token = tokens_service.caller_from_row(row, utcnow()) if row is not None else None
+    else:
+        token = tokens_service.authenticate(raw, utcnow())
+    if token is None:
+        return _refused()
+    _accept(token)
+    count_check()  # 429 when a budget is spent: the result is never shown then
     if data is None:
         return _bad_json()
-    code = data.get("code")
-    if not isinstance(code, str) or not code.strip():
+    if parsed is None:
         return _invalid("code", _("Bitte senden Sie den QR-Text oder die Passnummer als „code“."))
-    result = checks.check_pass(code, _token().provider_id, berlin_today())
+    if result is None:
+        result = checks.CheckResult("not_found", parsed.kind)  # typo or malformed: no query
     return jsonify(result.to_dict())
 
 

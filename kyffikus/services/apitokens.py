@@ -7,6 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import Boolean, Integer, String, column, select, text
@@ -91,26 +92,36 @@ def revoke_token(token: ApiToken, by: User, now: datetime) -> ApiToken:
 
 
 # Every API request authenticates: one plain statement built once, columns only (no ORM objects,
-# no per-call statement building). The ORM user is loaded only by the views that write.
-_AUTHENTICATE = HotStatement(
-    text(
-        "SELECT t.id, t.user_id, t.provider_id, t.revoked_at, t.last_used_at, "
-        "u.active, u.role, u.provider_id AS user_provider_id "
-        "FROM api_token AS t JOIN user_account AS u ON u.id = t.user_id "
-        "WHERE t.token_hash = :token_hash"
-    ).columns(
-        # In the selected order: SQLAlchemy then matches them by position and caches the matching.
-        column("id", Integer),
-        column("user_id", Integer),
-        column("provider_id", Integer),
-        column("revoked_at", UTCDateTime()),
-        column("last_used_at", UTCDateTime()),
-        column("active", Boolean),
-        column("role", String),
-        column("user_provider_id", Integer),
-    ),
-    utc_columns=("revoked_at", "last_used_at"),
+# no per-call statement building). The ORM user is loaded only by the views that write. The check
+# runs the same columns in front of its own (kyffikus.services.checks): one statement for both.
+CALLER_SQL = (
+    "t.id AS token_id, t.user_id AS token_user_id, t.provider_id AS token_provider_id, "
+    "t.revoked_at AS token_revoked_at, t.last_used_at AS token_last_used_at, "
+    "u.active AS user_active, u.role AS user_role, u.provider_id AS user_provider_id "
+    "FROM api_token AS t JOIN user_account AS u ON u.id = t.user_id "
+    "WHERE t.token_hash = :token_hash"
 )
+# In the selected order: SQLAlchemy then matches them by position and caches the matching.
+CALLER_RESULT: list[tuple[str, Any]] = [
+    ("token_id", Integer),
+    ("token_user_id", Integer),
+    ("token_provider_id", Integer),
+    ("token_revoked_at", UTCDateTime()),
+    ("token_last_used_at", UTCDateTime()),
+    ("user_active", Boolean),
+    ("user_role", String),
+    ("user_provider_id", Integer),
+]
+CALLER_UTC_COLUMNS = ("token_revoked_at", "token_last_used_at")
+_AUTHENTICATE = HotStatement(
+    text("SELECT " + CALLER_SQL).columns(*(column(n, t) for n, t in CALLER_RESULT)),
+    utc_columns=CALLER_UTC_COLUMNS,
+)
+
+
+def raw_token_shape(raw: Any) -> bool:
+    """Whether a raw value can be a token at all (no query for anything else)."""
+    return isinstance(raw, str) and bool(_RAW.fullmatch(raw))
 
 
 @dataclass(frozen=True)
@@ -138,20 +149,27 @@ def authenticate(raw: str, now: datetime | None = None) -> ApiCaller | None:
     last_used_at is written at most once a minute (flushed, for the caller to commit), so a busy
     till does not write on every check.
     """
-    if not isinstance(raw, str) or not _RAW.fullmatch(raw):
+    if not raw_token_shape(raw):
         return None
     rows = _AUTHENTICATE.rows({"token_hash": hash_token(raw)})
-    row = rows[0] if rows else None
-    if row is None or row.revoked_at is not None:
+    return caller_from_row(rows[0], now) if rows else None
+
+
+def caller_from_row(row: Any, now: datetime | None = None) -> ApiCaller | None:
+    """The ApiCaller of a row with CALLER_RESULT's columns, if the token is live; else None."""
+    if row.token_id is None or row.token_revoked_at is not None:
         return None
-    if not row.active or row.role != "provider" or row.user_provider_id != row.provider_id:
+    if not row.user_active or row.user_role != "provider":
+        return None
+    if row.user_provider_id != row.token_provider_id:
         return None
     now = now or utcnow()
     touched = False
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        token = db.session.get(ApiToken, row.id)
+    last_used = row.token_last_used_at
+    if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
+        token = db.session.get(ApiToken, row.token_id)
         if token is not None:
             token.last_used_at = now
             db.session.flush()
             touched = True
-    return ApiCaller(row.id, row.user_id, row.provider_id, touched)
+    return ApiCaller(row.token_id, row.token_user_id, row.token_provider_id, touched)

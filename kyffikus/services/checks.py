@@ -32,7 +32,7 @@ from kyffikus.hotsql import HotStatement
 from kyffikus.i18n import gettext as _  # Flask-Babel's, looked up once per request
 from kyffikus.models.base import BERLIN, UTCDateTime
 from kyffikus.models.passes import Pass
-from kyffikus.services import passnumber
+from kyffikus.services import apitokens, passnumber
 from kyffikus.services.passes import children_ages
 
 if TYPE_CHECKING:
@@ -273,7 +273,16 @@ LEFT JOIN (
     GROUP BY r.offer_id
 ) AS c ON c.offer_id = o.id
 WHERE p.{column} = :code
-ORDER BY o.title, o.id
+"""
+_ORDER = "ORDER BY o.title, o.id"
+# The API's check: the caller's token and user (kyffikus.services.apitokens) in front of the
+# check, whose provider is the token's: one statement, one round trip. Without a token row there
+# is no row at all; without the pass, one row of the token with empty check columns.
+_WITH_CALLER = """
+WITH caller AS (SELECT {caller})
+SELECT caller.*, chk.*
+FROM caller LEFT JOIN ({check}) AS chk ON 1 = 1
+ORDER BY chk.title, chk.offer_id
 """
 _OFFER_RESULT: list[tuple[str, Any]] = [
     ("offer_id", Integer),
@@ -299,11 +308,23 @@ def _statement(by: str, with_offers: bool) -> TextualSelect:
     if not with_offers:
         sql = f"SELECT {_ROW_COLUMNS} FROM pass AS p WHERE p.{by} = :code"  # noqa: S608 - constants only
         return text(sql).columns(*_columns(_ROW_RESULT))
-    sql = _WITH_OFFERS.format(pass_columns=_ROW_COLUMNS, column=by)
+    sql = _WITH_OFFERS.format(pass_columns=_ROW_COLUMNS, column=by) + _ORDER
     return (
         text(sql)
         .bindparams(bindparam("on", type_=Date))
         .columns(*_columns(_ROW_RESULT + _OFFER_RESULT))
+    )
+
+
+def _caller_statement(by: str) -> TextualSelect:
+    check = _WITH_OFFERS.format(pass_columns=_ROW_COLUMNS, column=by).replace(
+        ":provider_id", "(SELECT token_provider_id FROM caller)"
+    )
+    sql = _WITH_CALLER.format(caller=apitokens.CALLER_SQL, check=check)
+    return (
+        text(sql)
+        .bindparams(bindparam("on", type_=Date))
+        .columns(*_columns(apitokens.CALLER_RESULT + _ROW_RESULT + _OFFER_RESULT))
     )
 
 
@@ -318,6 +339,13 @@ _STATEMENTS: dict[tuple[str, bool], HotStatement] = {
     )
     for kind in ("token", "number")
     for with_offers in (False, True)
+}
+_CALLER_STATEMENTS: dict[str, HotStatement] = {
+    kind: HotStatement(
+        _caller_statement(kind),
+        utc_columns=(*apitokens.CALLER_UTC_COLUMNS, "status_changed_at", "last_at", "today_at"),
+    )
+    for kind in ("token", "number")
 }
 
 
@@ -368,8 +396,28 @@ def check_pass(
     if parsed.kind in ("typo", "malformed"):
         return CheckResult("not_found", parsed.kind)
     provider_id = provider if isinstance(provider, int) or provider is None else provider.id
-    rows = _check_rows(parsed, provider_id, on)
+    return _result(_check_rows(parsed, provider_id, on), provider_id, on)
+
+
+def check_with_caller(
+    parsed: ParsedCode, token_hash: str, on: date
+) -> tuple[Any | None, CheckResult | None]:
+    """The API's check of a parsed token or number, in one statement with the caller's token.
+
+    Answers the caller's row (apitokens.CALLER_RESULT's columns; None without a token of that
+    hash) and the result for the token's provider. Whether the token is live is for
+    apitokens.caller_from_row to say: the result must not be shown otherwise.
+    """
+    params = {"code": parsed.value, "token_hash": token_hash, "on": on}
+    rows = _CALLER_STATEMENTS[str(parsed.kind)].rows(params)
     if not rows:
+        return None, None
+    return rows[0], _result(rows, rows[0].token_provider_id, on)
+
+
+def _result(rows: Sequence[Any], provider_id: int | None, on: date) -> CheckResult:
+    """The result from the check's rows (no pass columns: not found)."""
+    if not rows or rows[0].id is None:
         return CheckResult("not_found", "unknown")
     pass_row = rows[0]
     status, since = pass_status(pass_row, on)

@@ -84,7 +84,7 @@ def _api_check(app: Flask, till: Tills, code: str | None = None) -> Any:
 
 
 @postgres_only
-def test_a_check_sends_two_statements_outside_any_transaction(tills_app: Any) -> None:
+def test_a_check_sends_its_statements_outside_any_transaction(tills_app: Any) -> None:
     with tills_app() as (app, till, _committed):
         _api_check(app, till)  # the token's last use is written once a minute: not measured
         with _statements(app) as seen:
@@ -94,12 +94,12 @@ def test_a_check_sends_two_statements_outside_any_transaction(tills_app: Any) ->
         assert answer.get_json()["status"] == "valid"
         assert page.status_code == 200
         assert "GÜLTIG" in page.get_data(as_text=True)
-        # The API: its token, then the check. The page: its user (ORM), then the check.
-        assert [s[:21] for s, _status in seen][1::2] == [
-            "SELECT p.id, p.number",
-            "SELECT p.id, p.number",
+        # The API: its token and the check in one. The page: its user, then the check.
+        assert [s[:32] for s, _status in seen] == [
+            "WITH caller AS (SELECT t.id AS t",
+            "SELECT id, role, provider_id, ac",
+            "SELECT p.id, p.number, p.status,",
         ]
-        assert len(seen) == 4
         # Autocommit: no statement runs inside a transaction (none was begun).
         assert {status for _s, status in seen} == {TransactionStatus.IDLE}
         # Back in the pool, the connection is in transaction mode again for the next request.
