@@ -30,6 +30,7 @@ from flask import Response, abort, after_this_request, current_app, g, request
 from flask_login import current_user
 from limits import RateLimitItem, parse_many
 from limits.storage import RedisClusterStorage, RedisStorage, Storage
+from redis.exceptions import RedisError
 
 from kyffikus.extensions import limiter, remote_address
 
@@ -108,7 +109,7 @@ def _count(storage: Storage, plan: list[tuple[str, RateLimitItem]]) -> list[Coun
         args: list[int] = []
         for _key, item in plan:
             args += [item.get_expiry(), item.amount]
-        answer = script(keys=keys, args=args)
+        answer = _run_script(storage, script, keys, args)
         now = time.time()
         return [
             Counted(item, int(answer[2 * i]), now + max(int(answer[2 * i + 1]), 0))
@@ -122,6 +123,22 @@ def _count(storage: Storage, plan: list[tuple[str, RateLimitItem]]) -> list[Coun
         if count > item.amount:
             break
     return counted
+
+
+def _run_script(storage: RedisStorage, script: Any, keys: list[str], args: list[int]) -> Any:
+    """EVALSHA on a pooled connection directly: the check's one round trip, without the client's
+    per-command layers. Anything unusual (the script not loaded, a broken connection) goes the
+    client's usual way, which loads the script and reconnects."""
+    pool = storage.get_connection().connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return connection.read_response()
+    except (RedisError, OSError):
+        connection.disconnect()
+    finally:
+        pool.release(connection)
+    return script(keys=keys, args=args)
 
 
 def _headers(limit: Counted) -> Callable[[Response], Response]:

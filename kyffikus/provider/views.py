@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
 from flask import (
@@ -152,6 +153,43 @@ def check_offer_head(offer: checks.OfferAllowance) -> Markup:
             _offer_heads.clear()
         _offer_heads[key] = head
     return head
+
+
+def _result_labels() -> SimpleNamespace:
+    """The fixed words of a check result (provider/_result.html), in the request's language."""
+    return SimpleNamespace(
+        on_pass=_("Auf dem Pass stehen"),
+        compare_id=_("Bitte mit einem Ausweis vergleichen."),
+        children=_("Kinder"),
+        no_children=_("Keine Kinder unter 18 Jahren"),
+        valid=_("Gültig"),
+        number=_("Passnummer"),
+        ends_in=_("endet auf"),
+        your_offers=_("Ihre Angebote für diesen Pass"),
+        no_offers=_("Sie haben in der aktuellen Ausgabe keine veröffentlichten Angebote."),
+        adults=_("Erwachsene"),
+        redeem=_("Einlösen"),
+        used_badge=_("Bereits eingelöst"),
+        undo=_("Rückgängig machen"),
+        not_again=_(
+            "Dieses Angebot kann für diesen Pass gerade nicht noch einmal eingelöst werden."
+        ),
+        nobody_fits=_("Für dieses Angebot passt niemand auf diesem Pass (Altersgrenze)."),
+        no_discount=_("Bitte keine Ermäßigung gewähren."),
+    )
+
+
+_labels: dict[str, SimpleNamespace] = {}
+
+
+@bp.app_template_global()
+def check_labels() -> SimpleNamespace:
+    """The fixed words of a check result, translated once per language and process."""
+    locale = str(get_locale())
+    labels = _labels.get(locale)
+    if labels is None:
+        labels = _labels[locale] = _result_labels()
+    return labels
 
 
 @bp.app_template_global()

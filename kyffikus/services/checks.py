@@ -27,6 +27,7 @@ from sqlalchemy import JSON, Date, Integer, Numeric, String, bindparam, column, 
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import TextualSelect
 
+from kyffikus.auth_session import SESSION_USER_RESULT, SESSION_USER_SQL
 from kyffikus.extensions import db
 from kyffikus.hotsql import HotStatement
 from kyffikus.i18n import gettext as _  # Flask-Babel's, looked up once per request
@@ -284,6 +285,14 @@ SELECT caller.*, chk.*
 FROM caller LEFT JOIN ({check}) AS chk ON 1 = 1
 ORDER BY chk.title, chk.offer_id
 """
+# The QR address opened by a logged-in user: the session's user (kyffikus.auth_session) in front
+# of the check, whose provider is the user's if a provider's: one statement for both.
+_WITH_SESSION_USER = """
+WITH su AS ({user})
+SELECT su.*, chk.*
+FROM su LEFT JOIN ({check}) AS chk ON 1 = 1
+ORDER BY chk.title, chk.offer_id
+"""
 _OFFER_RESULT: list[tuple[str, Any]] = [
     ("offer_id", Integer),
     ("title", String),
@@ -328,6 +337,19 @@ def _caller_statement(by: str) -> TextualSelect:
     )
 
 
+def _session_user_statement() -> TextualSelect:
+    check = _WITH_OFFERS.format(pass_columns=_ROW_COLUMNS, column="token").replace(
+        ":provider_id",
+        "(SELECT user_provider_id FROM su WHERE user_role = 'provider' AND user_active)",
+    )
+    sql = _WITH_SESSION_USER.format(user=SESSION_USER_SQL, check=check)
+    return (
+        text(sql)
+        .bindparams(bindparam("on", type_=Date))
+        .columns(*_columns(SESSION_USER_RESULT + _ROW_RESULT + _OFFER_RESULT))
+    )
+
+
 # (kind of code, with a provider's offers) -> statement; "token" and "number" are unique columns.
 # On PostgreSQL they go straight to the driver (kyffikus.hotsql).
 _STATEMENTS: dict[tuple[str, bool], HotStatement] = {
@@ -340,6 +362,9 @@ _STATEMENTS: dict[tuple[str, bool], HotStatement] = {
     for kind in ("token", "number")
     for with_offers in (False, True)
 }
+_SESSION_USER_STATEMENT = HotStatement(
+    _session_user_statement(), utc_columns=("status_changed_at", "last_at", "today_at")
+)
 _CALLER_STATEMENTS: dict[str, HotStatement] = {
     kind: HotStatement(
         _caller_statement(kind),
@@ -413,6 +438,21 @@ def check_with_caller(
     if not rows:
         return None, None
     return rows[0], _result(rows, rows[0].token_provider_id, on)
+
+
+def rows_with_session_user(parsed: ParsedCode, user_id: int, on: date) -> Sequence[Any]:
+    """The session's user (auth_session.SESSION_USER_RESULT's columns) and the check of a token.
+
+    The check is for the user's provider if the user is an active provider's, else the public
+    one; no row without such a user. `result_from_rows` makes the result.
+    """
+    params = {"code": parsed.value, "user_id": user_id, "on": on}
+    return _SESSION_USER_STATEMENT.rows(params)
+
+
+def result_from_rows(rows: Sequence[Any], provider_id: int | None, on: date) -> CheckResult:
+    """The result from rows of a check's statement (see rows_with_session_user)."""
+    return _result(rows, provider_id, on)
 
 
 def _result(rows: Sequence[Any], provider_id: int | None, on: date) -> CheckResult:

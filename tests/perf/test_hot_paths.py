@@ -165,27 +165,41 @@ def test_budgets_count_every_window_until_the_first_breach(storage: Any) -> None
 
 
 @pytest.mark.skipif(not _redis_answers(), reason="needs Redis on 127.0.0.1:6379")
-def test_a_check_costs_one_round_trip_to_redis() -> None:
-    storage = RedisStorage(REDIS_URL)
-    connection = storage.get_connection()
-    sent: list[str] = []
-    original = connection.execute_command
+def test_a_check_costs_one_round_trip_to_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    from redis.connection import Connection
 
-    def counting(*args: Any, **kwargs: Any) -> Any:
+    storage = RedisStorage(REDIS_URL)
+    sent: list[str] = []
+    original = Connection.send_command
+
+    def counting(self: Connection, *args: Any, **kwargs: Any) -> Any:
         sent.append(str(args[0]))
-        return original(*args, **kwargs)
+        return original(self, *args, **kwargs)
 
     plan = _plan("60 per minute;600 per hour")
     ratelimit._count(storage, plan)  # loads the script
-    connection.execute_command = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(Connection, "send_command", counting)
     try:
         counted = ratelimit._count(storage, plan)
     finally:
-        connection.execute_command = original  # type: ignore[method-assign]
+        monkeypatch.undo()
         for key, _item in plan:
             storage.clear(key)
     assert [c.count for c in counted] == [2, 2, 2, 2]
     assert sent == ["EVALSHA"]
+
+
+@pytest.mark.skipif(not _redis_answers(), reason="needs Redis on 127.0.0.1:6379")
+def test_the_budget_script_is_loaded_again_after_a_redis_restart() -> None:
+    storage = RedisStorage(REDIS_URL)
+    plan = _plan("60 per minute;600 per hour")
+    try:
+        assert [c.count for c in ratelimit._count(storage, plan)] == [1, 1, 1, 1]
+        storage.get_connection().script_flush()  # what a restarted Redis has forgotten
+        assert [c.count for c in ratelimit._count(storage, plan)] == [2, 2, 2, 2]
+    finally:
+        for key, _item in plan:
+            storage.clear(key)
 
 
 def test_check_answers_carry_the_rate_limit_headers(

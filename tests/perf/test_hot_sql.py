@@ -94,11 +94,10 @@ def test_a_check_sends_its_statements_outside_any_transaction(tills_app: Any) ->
         assert answer.get_json()["status"] == "valid"
         assert page.status_code == 200
         assert "GÜLTIG" in page.get_data(as_text=True)
-        # The API: its token and the check in one. The page: its user, then the check.
+        # The API: its token and the check in one. The page: its user and the check in one.
         assert [s[:32] for s, _status in seen] == [
             "WITH caller AS (SELECT t.id AS t",
-            "SELECT id, role, provider_id, ac",
-            "SELECT p.id, p.number, p.status,",
+            "WITH su AS (SELECT id AS user_id",
         ]
         # Autocommit: no statement runs inside a transaction (none was begun).
         assert {status for _s, status in seen} == {TransactionStatus.IDLE}

@@ -367,6 +367,44 @@ def test_qr_url_provider_gets_the_full_result(
     assert fields["code"] == family_pass.token
 
 
+@pytest.mark.parametrize("how", ["sessions ended", "deactivated"])
+def test_qr_url_provider_without_a_live_session_gets_the_anonymous_answer(
+    client: FlaskClient, till: Till, family_pass: Pass, how: str
+) -> None:
+    # The user and the check are read in one statement: the names must still come only with a
+    # session the user loader accepts.
+    from kyffikus.auth_session import end_all_sessions
+
+    login_as(client, till.user)
+    if how == "sessions ended":
+        end_all_sessions(till.user)
+    else:
+        till.user.active = False
+    db.session.flush()
+    response = client.get(f"/v/{family_pass.token}")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "gültig bis" in html
+    assert "Anna" not in html
+    assert "Einlösen" not in html
+
+
+def test_qr_url_over_the_budget_shows_nothing_of_the_pass(
+    app: Any, client: FlaskClient, till: Till, family_pass: Pass
+) -> None:
+    app.config["CHECK_RATE_LIMIT"] = "1 per minute"
+    try:
+        login_as(client, till.user)
+        assert "Anna Muster" in client.get(f"/v/{family_pass.token}").get_data(as_text=True)
+        refused = client.get(f"/v/{family_pass.token}")
+        html = refused.get_data(as_text=True)
+        assert refused.status_code == 429
+        assert "Anna" not in html
+        assert "GÜLTIG" not in html
+    finally:
+        app.config["CHECK_RATE_LIMIT"] = "60 per minute;600 per hour"
+
+
 def test_qr_url_refuses_pass_numbers(client: FlaskClient, till: Till, family_pass: Pass) -> None:
     login_as(client, till.user)
     html = client.get(f"/v/{family_pass.number}").get_data(as_text=True)
