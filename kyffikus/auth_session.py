@@ -157,8 +157,18 @@ def start_session(user: User) -> None:
 
 
 # Requests that never need the user: static files (the 503 page needs its stylesheet while the
-# database is down) and the balancer's health checks (the process answers without the database).
-NO_USER_ENDPOINTS = frozenset({"static", "health.healthz", "health.readyz"})
+# database is down), the balancer's health checks (the process answers without the database) and
+# the till API, which a Bearer token authenticates and a session cookie never does.
+NO_USER_ENDPOINTS = frozenset(
+    {
+        "static",
+        "health.healthz",
+        "health.readyz",
+        "api_checks.check",
+        "api_checks.redeem",
+        "api_checks.undo",
+    }
+)
 
 
 def enforce_session_limits() -> None:

@@ -11,7 +11,7 @@ and every read-only request spends two more round trips on BEGIN and COMMIT. Her
   the pool, so the next request that writes gets its transaction as always. psycopg keeps its
   prepared statements (it forgets them only at a ROLLBACK, and there is none).
 - `rows()` runs one plain SQL statement on the session's connection with psycopg directly:
-  prepared by psycopg after a few runs, rows as named tuples. SQLAlchemy's statement events
+  prepared by psycopg after a few runs, rows as named tuples of a class made once. SQLAlchemy's statement events
   still fire (the query-count tests count these statements too), and a driver error is handled
   by SQLAlchemy as if it had sent the statement: a lost connection invalidates the pool, and the
   error is SQLAlchemy's (the outage handler answers 503).
@@ -24,11 +24,12 @@ aware UTC, as UTCDateTime does).
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg.rows import namedtuple_row
+from psycopg.rows import tuple_row
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.selectable import TextualSelect
@@ -69,7 +70,10 @@ class HotStatement:
     def __init__(self, statement: TextualSelect, utc_columns: Sequence[str] = ()) -> None:
         self.statement = statement
         self.driver_sql = driver_sql(statement)
-        self.utc_columns = tuple(utc_columns)
+        names = [c.key for c in statement.selected_columns]
+        # The rows' class, made once: psycopg need not describe the columns on every run.
+        self.row_class = namedtuple("Row", names)  # type: ignore[misc]  # noqa: PYI024
+        self.utc_positions = [names.index(name) for name in utc_columns]
 
     def rows(self, params: Mapping[str, Any]) -> Sequence[Any]:
         """The statement's rows (attribute access by column name)."""
@@ -80,16 +84,15 @@ class HotStatement:
         if session.dirty or session.new or session.deleted:
             session.flush()
         connection: Connection = session.connection()
-        rows = self._run(connection, params)
-        if self.utc_columns and rows:
-            fields = rows[0]._fields
-            positions = [fields.index(name) for name in self.utc_columns]
-            rows = [_utc(row, positions) for row in rows]
-        return rows
+        make = self.row_class._make
+        positions = self.utc_positions
+        if not positions:
+            return [make(values) for values in self._run(connection, params)]
+        return [make(_utc(values, positions)) for values in self._run(connection, params)]
 
     def _run(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         raw = connection.connection.driver_connection
-        cursor = raw.cursor(row_factory=namedtuple_row)
+        cursor = raw.cursor(row_factory=tuple_row)
         statement, parameters = self.driver_sql, dict(params)
         try:
             if connection._has_events or connection.engine._has_events:  # noqa: SLF001
@@ -105,10 +108,10 @@ class HotStatement:
             cursor.close()
 
 
-def _utc(row: Any, positions: list[int]) -> Any:
+def _utc(row: tuple[Any, ...], positions: list[int]) -> list[Any]:
     values = list(row)
     for position in positions:
         value = values[position]
         if isinstance(value, datetime):
             values[position] = value.astimezone(UTC)
-    return row._make(values)
+    return values

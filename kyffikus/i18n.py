@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import get_translations
 from flask_login import current_user
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
+
+from kyffikus.auth_session import NO_USER_ENDPOINTS
 
 LANG_COOKIE = "kyffikus_lang"
 
@@ -20,12 +25,18 @@ def select_locale() -> str:
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in languages:
         return chosen
-    user_locale = getattr(current_user, "locale", None) if current_user else None
-    if user_locale in languages:
-        return user_locale
-    return (
-        request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
-    )
+    if request.endpoint not in NO_USER_ENDPOINTS:  # the API: no session, Accept-Language only
+        user_locale = getattr(current_user, "locale", None) if current_user else None
+        if user_locale in languages:
+            return user_locale
+    header = request.headers.get("Accept-Language", "")
+    return _best_match(header, tuple(languages)) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+@lru_cache(maxsize=256)
+def _best_match(header: str, languages: tuple[str, ...]) -> str | None:
+    # Browsers send a handful of different headers; each is parsed once per process.
+    return parse_accept_header(header, LanguageAccept).best_match(languages)
 
 
 def select_timezone() -> str:
