@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import g
 from psycopg.rows import tuple_row
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import Connection, Engine
@@ -38,6 +39,7 @@ from kyffikus.extensions import db
 
 _AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 AUTOCOMMIT_INFO = "kyffikus.autocommit"
+_REQUEST_CONNECTION = "kyffikus_hot_connection"
 _DIALECT = PGDialect_psycopg()
 
 
@@ -64,6 +66,43 @@ def begin_read_only() -> None:
     session.info[AUTOCOMMIT_INFO] = True  # until the session's transaction ends
 
 
+def _connection_for_hot_statement() -> Connection | None:
+    """Where a hot statement runs: None for the SQLAlchemy path, else a connection for psycopg.
+
+    The request's ORM transaction if it has one (its pending changes flushed first: text
+    statements do not autoflush, and e.g. a redemption of this request must count); else, on
+    PostgreSQL, the request's own connection in autocommit, outside the ORM session altogether
+    (no session to create, begin and close for a request that needs none).
+    """
+    registry = db.session.registry
+    session = registry() if registry.has() else None
+    if session is not None and (
+        session.in_transaction() or session.new or session.dirty or session.deleted
+    ):
+        if not _direct(session):
+            return None
+        session.flush()
+        return session.connection()
+    bind = db.session.session_factory.kw.get("bind")
+    if bind is not None and not isinstance(bind, Engine):
+        return None  # a session bound to a connection of its own (the test suite's savepoints)
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        return None
+    connection: Connection | None = g.get(_REQUEST_CONNECTION)
+    if connection is None or connection.closed:
+        connection = engine.connect().execution_options(**_AUTOCOMMIT)
+        setattr(g, _REQUEST_CONNECTION, connection)
+    return connection
+
+
+def close_request_connection(_exc: BaseException | None = None) -> None:
+    """At the end of a request: the hot statements' own connection goes back to the pool."""
+    connection = g.pop(_REQUEST_CONNECTION, None)
+    if connection is not None:
+        connection.close()
+
+
 class HotStatement:
     """One plain SQL statement with its typed SQLAlchemy twin (for other databases)."""
 
@@ -77,13 +116,9 @@ class HotStatement:
 
     def rows(self, params: Mapping[str, Any]) -> Sequence[Any]:
         """The statement's rows (attribute access by column name)."""
-        session = db.session()
-        if not _direct(session):
-            return session.execute(self.statement, params).all()
-        # Text statements do not autoflush; a pending change of this request must count.
-        if session.dirty or session.new or session.deleted:
-            session.flush()
-        connection: Connection = session.connection()
+        connection = _connection_for_hot_statement()
+        if connection is None:
+            return db.session.execute(self.statement, params).all()
         make = self.row_class._make
         positions = self.utc_positions
         if not positions:

@@ -32,12 +32,13 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
 from kyffikus.extensions import db
-from kyffikus.hotsql import AUTOCOMMIT_INFO, begin_read_only
+from kyffikus.hotsql import AUTOCOMMIT_INFO, begin_read_only, close_request_connection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _FLUSHED = "kyffikus.flushed"
 _MARK = "kyffikus_read_only"
+_HOT = "kyffikus_hot_sql"
 
 
 @event.listens_for(Session, "after_begin")
@@ -60,6 +61,8 @@ def _flushed(session: Session, _flush_context: Any) -> None:
 
 def end_read_only() -> None:
     """Commit the session's transaction if it wrote nothing (see the module's docstring)."""
+    if not db.session.registry.has():
+        return  # the request never used the ORM session (its statements were hot ones)
     session = db.session()
     if not session.in_transaction() or session.info.get(_FLUSHED):
         return
@@ -84,12 +87,24 @@ def read_only(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+def hot_sql(view: F) -> F:
+    """A read-only view whose statements are all kyffikus.hotsql ones (the till's checks).
+
+    They run on the request's own connection in autocommit, so the ORM session is not taken in
+    autocommit ahead of them (it stays unused, or begins a transaction as usual if something
+    needs the ORM after all).
+    """
+    setattr(view, _HOT, True)
+    return view
+
+
 def _begin_if_read_only() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
-    if view is not None and getattr(view, _MARK, False):
+    if view is not None and getattr(view, _MARK, False) and not getattr(view, _HOT, False):
         begin_read_only()
 
 
 def init_app(app: Flask) -> None:
     """Start read-only views' requests in autocommit, before any other hook loads the user."""
     app.before_request_funcs.setdefault(None, []).insert(0, _begin_if_read_only)
+    app.teardown_appcontext(close_request_connection)

@@ -21,7 +21,7 @@ from kyffikus.models.base import berlin_today, utcnow
 from kyffikus.models.catalogue import Offer
 from kyffikus.models.passes import Redemption
 from kyffikus.provider.ratelimit import check_limits, count_check
-from kyffikus.readonly import read_only
+from kyffikus.readonly import hot_sql, read_only
 from kyffikus.services import DomainError, checks, redemptions
 from kyffikus.services import apitokens as tokens_service
 from kyffikus.web import json_error, no_store
@@ -112,6 +112,7 @@ def redemption_dict(redemption: Redemption) -> dict[str, Any]:
 
 
 @bp.post("/checks")
+@hot_sql
 @read_only
 def check() -> Any:
     """Check a QR text or pass number: status, reason, the pass summary and this provider's offers.

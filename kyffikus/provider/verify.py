@@ -11,7 +11,7 @@ from kyffikus import auth_session
 from kyffikus.models.base import berlin_today
 from kyffikus.provider.ratelimit import check_limits
 from kyffikus.provider.views import render_check
-from kyffikus.readonly import read_only
+from kyffikus.readonly import hot_sql, read_only
 from kyffikus.services import checks
 from kyffikus.web import no_store
 
@@ -53,6 +53,7 @@ def _checked(token: str, provider_id: int | None, today: Any) -> checks.CheckRes
 
 
 @bp.get("/v/<token>")
+@hot_sql
 @check_limits
 @read_only
 def verify(token: str) -> Any:

@@ -40,7 +40,7 @@ from kyffikus.provider.forms import (
     VenueNotesForm,
 )
 from kyffikus.provider.ratelimit import check_limits
-from kyffikus.readonly import read_only
+from kyffikus.readonly import hot_sql, read_only
 from kyffikus.services import DomainError, checks, directory, redemptions
 from kyffikus.services import apitokens as tokens_service
 from kyffikus.services.provider_account import provider_users, update_contact, update_venue_notes
@@ -210,6 +210,7 @@ def check() -> Any:
 
 
 @bp.post("/pruefen/ergebnis")
+@hot_sql
 @provider_required
 @check_limits
 @read_only
