@@ -19,6 +19,8 @@ clears them too; RATELIMIT_ENABLED=false switches them off like every other limi
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -125,19 +127,29 @@ def _count(storage: Storage, plan: list[tuple[str, RateLimitItem]]) -> list[Coun
     return counted
 
 
+# Each thread keeps one Redis connection of its own for the check budgets (made by the storage's
+# pool, so with its address and settings): no pool to ask and release on every check.
+_thread = threading.local()
+
+
+def _own_connection(pool: Any) -> Any:
+    connection = getattr(_thread, "connection", None)
+    if connection is None or _thread.pool is not pool or _thread.pid != os.getpid():
+        connection = pool.make_connection()
+        _thread.connection, _thread.pool, _thread.pid = connection, pool, os.getpid()
+    return connection
+
+
 def _run_script(storage: RedisStorage, script: Any, keys: list[str], args: list[int]) -> Any:
-    """EVALSHA on a pooled connection directly: the check's one round trip, without the client's
+    """EVALSHA on this thread's own connection: the check's one round trip, without the client's
     per-command layers. Anything unusual (the script not loaded, a broken connection) goes the
     client's usual way, which loads the script and reconnects."""
-    pool = storage.get_connection().connection_pool
-    connection = pool.get_connection()
+    connection = _own_connection(storage.get_connection().connection_pool)
     try:
         connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
         return connection.read_response()
     except (RedisError, OSError):
-        connection.disconnect()
-    finally:
-        pool.release(connection)
+        connection.disconnect()  # connects again on its next use
     return script(keys=keys, args=args)
 
 

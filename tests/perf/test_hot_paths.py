@@ -202,6 +202,23 @@ def test_the_budget_script_is_loaded_again_after_a_redis_restart() -> None:
             storage.clear(key)
 
 
+@pytest.mark.skipif(not _redis_answers(), reason="needs Redis on 127.0.0.1:6379")
+def test_a_check_counts_on_after_redis_dropped_the_connection() -> None:
+    storage = RedisStorage(REDIS_URL)
+    plan = _plan("60 per minute;600 per hour")
+    try:
+        assert [c.count for c in ratelimit._count(storage, plan)] == [1, 1, 1, 1]
+        own = ratelimit._thread.connection  # this thread's connection for the budgets
+        client_id = own.send_command("CLIENT", "ID") or own.read_response()
+        killed = storage.get_connection().client_kill_filter(_id=client_id)  # as a restart would
+        assert killed == 1
+        assert [c.count for c in ratelimit._count(storage, plan)] == [2, 2, 2, 2]
+        assert [c.count for c in ratelimit._count(storage, plan)] == [3, 3, 3, 3]
+    finally:
+        for key, _item in plan:
+            storage.clear(key)
+
+
 def test_check_answers_carry_the_rate_limit_headers(
     app: Flask,
     client: FlaskClient,
