@@ -12,7 +12,7 @@ and every read-only request spends two more round trips on BEGIN and COMMIT. Her
   prepared statements (it forgets them only at a ROLLBACK, and there is none).
 - `rows()` runs one plain SQL statement on the session's connection with psycopg directly:
   prepared by psycopg after a few runs, rows as named tuples of a class made once. SQLAlchemy's statement events
-  still fire (the query-count tests count these statements too), and a driver error is handled
+  (before and after) still fire (the query-count tests count these statements too), and a driver error is handled
   by SQLAlchemy as if it had sent the statement: a lost connection invalidates the pool, and the
   error is SQLAlchemy's (the outage handler answers 503).
 
@@ -129,12 +129,17 @@ class HotStatement:
         raw = connection.connection.driver_connection
         cursor = raw.cursor(row_factory=tuple_row)
         statement, parameters = self.driver_sql, dict(params)
+        events = connection._has_events or connection.engine._has_events  # noqa: SLF001
         try:
-            if connection._has_events or connection.engine._has_events:  # noqa: SLF001
+            if events:
                 connection.dispatch.before_cursor_execute(
                     connection, cursor, statement, parameters, None, False
                 )
             cursor.execute(statement, parameters)
+            if events:
+                connection.dispatch.after_cursor_execute(
+                    connection, cursor, statement, parameters, None, False
+                )
             return cursor.fetchall()
         except Exception as exc:  # a driver error: SQLAlchemy's handling, SQLAlchemy's error
             connection._handle_dbapi_exception(exc, statement, parameters, cursor, None)  # noqa: SLF001
