@@ -130,13 +130,12 @@ def check() -> Any:
     today = berlin_today()
     result: checks.CheckResult | None = None
     token: tokens_service.ApiCaller | None = None
-    if raw is None or not tokens_service.raw_token_shape(raw):
-        pass  # no query for what cannot be a token
-    elif parsed is not None and parsed.kind in ("token", "number"):
-        row, result = checks.check_with_caller(parsed, tokens_service.hash_token(raw), today)
-        token = tokens_service.caller_from_row(row, utcnow()) if row is not None else None
-    else:
-        token = tokens_service.authenticate(raw, utcnow())
+    if raw is not None and tokens_service.raw_token_shape(raw):  # else no query: no token
+        if parsed is not None and parsed.kind in ("token", "number"):
+            row, result = checks.check_with_caller(parsed, tokens_service.hash_token(raw), today)
+            token = tokens_service.caller_from_row(row, utcnow()) if row is not None else None
+        else:
+            token = tokens_service.authenticate(raw, utcnow())
     if token is None:
         return _refused()
     _accept(token)

@@ -421,7 +421,7 @@ def check_pass(
     if parsed.kind in ("typo", "malformed"):
         return CheckResult("not_found", parsed.kind)
     provider_id = provider if isinstance(provider, int) or provider is None else provider.id
-    return _result(_check_rows(parsed, provider_id, on), provider_id, on)
+    return result_from_rows(_check_rows(parsed, provider_id, on), provider_id, on)
 
 
 def check_with_caller(
@@ -437,7 +437,7 @@ def check_with_caller(
     rows = _CALLER_STATEMENTS[str(parsed.kind)].rows(params)
     if not rows:
         return None, None
-    return rows[0], _result(rows, rows[0].token_provider_id, on)
+    return rows[0], result_from_rows(rows, rows[0].token_provider_id, on)
 
 
 def rows_with_session_user(parsed: ParsedCode, user_id: int, on: date) -> Sequence[Any]:
@@ -451,12 +451,7 @@ def rows_with_session_user(parsed: ParsedCode, user_id: int, on: date) -> Sequen
 
 
 def result_from_rows(rows: Sequence[Any], provider_id: int | None, on: date) -> CheckResult:
-    """The result from rows of a check's statement (see rows_with_session_user)."""
-    return _result(rows, provider_id, on)
-
-
-def _result(rows: Sequence[Any], provider_id: int | None, on: date) -> CheckResult:
-    """The result from the check's rows (no pass columns: not found)."""
+    """The result from the rows of a check's statement (no pass columns: not found)."""
     if not rows or rows[0].id is None:
         return CheckResult("not_found", "unknown")
     pass_row = rows[0]
