@@ -139,6 +139,42 @@ def _render_shell(template: str, slots: Mapping[str, Any], context: Any) -> str:
             setattr(g, name, value)
 
 
+# CSRF tokens signed for a session in the last moments, by (secret, the session's raw token): the
+# till's check page is shown over and over in one session, and signing costs more than the rest of
+# filling in the page. A token reused is at most CSRF_REUSE_SECONDS older than a fresh one.
+_signed_csrf: dict[tuple[str, str], tuple[float, str]] = {}
+CSRF_REUSE_SECONDS = 60.0
+MAX_SIGNED_CSRF = 4096
+
+
+def reuse_csrf_token() -> None:
+    """Let this request use the CSRF token signed for its session a moment ago, if there is one.
+
+    Flask-WTF signs the session's raw token with a timestamp on every request; the signature of
+    the last minute is as good (it expires at most a minute earlier, and at most 2 % of
+    WTF_CSRF_TIME_LIMIT earlier). Tokens stay bound to their session: the raw token is the key.
+    """
+    config = current_app.config
+    field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    if field in g:
+        return
+    limit = config.get("WTF_CSRF_TIME_LIMIT", 3600)
+    reuse = CSRF_REUSE_SECONDS if limit is None else min(CSRF_REUSE_SECONDS, 0.02 * float(limit))
+    secret = str(config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key)
+    now = time.monotonic()
+    raw = session.get(field)
+    entry = _signed_csrf.get((secret, raw)) if isinstance(raw, str) else None
+    if entry is not None and now - entry[0] < reuse:
+        setattr(g, field, entry[1])
+        return
+    token = generate_csrf()  # also makes the session's raw token if it has none yet
+    raw = session.get(field)
+    if isinstance(raw, str):
+        if len(_signed_csrf) >= MAX_SIGNED_CSRF:
+            _signed_csrf.clear()
+        _signed_csrf[(secret, raw)] = (now, token)
+
+
 def render_fragment(template: str, **context: Any) -> Markup:
     """A partial template rendered as safe HTML for a slot (its own output is escaped already)."""
     return Markup(render_template(template, **context))  # noqa: S704 - an autoescaped template

@@ -25,7 +25,7 @@ from markupsafe import Markup
 
 from kyffikus import pagecache
 from kyffikus.authz import provider_required
-from kyffikus.extensions import db
+from kyffikus.extensions import db, limiter
 from kyffikus.models.base import berlin_today, utcnow
 from kyffikus.models.catalogue import Provider, Venue
 from kyffikus.models.passes import Redemption
@@ -80,6 +80,7 @@ def render_check(
     (kyffikus.pagecache) unless the number form shows an error; the result is rendered each time.
     """
     no_store()
+    pagecache.reuse_csrf_token()
 
     def result_html() -> Markup:
         if result is None:
@@ -210,6 +211,7 @@ def check() -> Any:
 
 
 @bp.post("/pruefen/ergebnis")
+@limiter.exempt  # its budgets are counted by check_limits, not by Flask-Limiter
 @hot_sql
 @provider_required
 @check_limits

@@ -9,6 +9,7 @@ the redemption forms' retry keys) are set aside, and check those parts are fresh
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -219,3 +220,33 @@ def test_logged_in_requests_do_not_resend_the_session_cookie(
     response = client.get(f"/v/{pass_.token}")
     assert response.status_code == 200
     assert "Set-Cookie" not in response.headers
+
+
+def _csrf(response: Any) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', response.get_data(as_text=True))
+    assert found is not None
+    return found.group(1)
+
+
+def test_the_check_page_signs_a_sessions_csrf_token_once_a_minute(
+    app: Flask,
+    provider_case: tuple[FlaskClient, Any],
+    make_user: Callable[..., Any],
+    listed: Any,
+) -> None:
+    client, pass_ = provider_case
+    first = _csrf(client.get(f"/v/{pass_.token}"))
+    time.sleep(1.1)  # a fresh signature would carry a later timestamp
+    assert _csrf(client.get(f"/v/{pass_.token}")) == first
+    # Another session never gets this session's token.
+    other = login_as(app.test_client(), make_user("provider", provider=listed.provider))
+    assert _csrf(other.get(f"/v/{pass_.token}")) != first
+    # Reused for at most 2 % of the token's lifetime: 1 s of 50 s.
+    app.config["WTF_CSRF_TIME_LIMIT"] = 50
+    try:
+        time.sleep(1.1)
+        renewed = _csrf(client.get(f"/v/{pass_.token}"))
+        assert renewed != first
+        assert _csrf(client.get(f"/v/{pass_.token}")) == renewed  # and reused from then on
+    finally:
+        app.config["WTF_CSRF_TIME_LIMIT"] = None
