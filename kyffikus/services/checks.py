@@ -276,21 +276,15 @@ LEFT JOIN (
 WHERE p.{column} = :code
 """
 _ORDER = "ORDER BY o.title, o.id"
-# The API's check: the caller's token and user (kyffikus.services.apitokens) in front of the
-# check, whose provider is the token's: one statement, one round trip. Without a token row there
-# is no row at all; without the pass, one row of the token with empty check columns.
-_WITH_CALLER = """
-WITH caller AS (SELECT {caller})
-SELECT caller.*, chk.*
-FROM caller LEFT JOIN ({check}) AS chk ON 1 = 1
-ORDER BY chk.title, chk.offer_id
-"""
-# The QR address opened by a logged-in user: the session's user (kyffikus.auth_session) in front
-# of the check, whose provider is the user's if a provider's: one statement for both.
-_WITH_SESSION_USER = """
-WITH su AS ({user})
-SELECT su.*, chk.*
-FROM su LEFT JOIN ({check}) AS chk ON 1 = 1
+# Who asks, in front of the check, whose provider that row names: one statement, one round trip.
+# The API puts the caller's token and user there (kyffikus.services.apitokens; the provider is the
+# token's), the QR address the session's user (kyffikus.auth_session; the provider is the user's,
+# if an active provider's). Without that row there is no row at all; without the pass, one row
+# with empty check columns.
+_WITH_ASKER = """
+WITH {name} AS ({asker})
+SELECT {name}.*, chk.*
+FROM {name} LEFT JOIN ({check}) AS chk ON 1 = 1
 ORDER BY chk.title, chk.offer_id
 """
 _OFFER_RESULT: list[tuple[str, Any]] = [
@@ -325,50 +319,52 @@ def _statement(by: str, with_offers: bool) -> TextualSelect:
     )
 
 
-def _caller_statement(by: str) -> TextualSelect:
+def _asker_statement(
+    by: str, name: str, asker_sql: str, asker_result: list[tuple[str, Any]], provider_sql: str
+) -> TextualSelect:
+    """The check by `by` with a row of who asks in front (see _WITH_ASKER)."""
     check = _WITH_OFFERS.format(pass_columns=_ROW_COLUMNS, column=by).replace(
-        ":provider_id", "(SELECT token_provider_id FROM caller)"
+        ":provider_id", f"({provider_sql})"
     )
-    sql = _WITH_CALLER.format(caller=apitokens.CALLER_SQL, check=check)
+    sql = _WITH_ASKER.format(name=name, asker=asker_sql, check=check)
     return (
         text(sql)
         .bindparams(bindparam("on", type_=Date))
-        .columns(*_columns(apitokens.CALLER_RESULT + _ROW_RESULT + _OFFER_RESULT))
-    )
-
-
-def _session_user_statement() -> TextualSelect:
-    check = _WITH_OFFERS.format(pass_columns=_ROW_COLUMNS, column="token").replace(
-        ":provider_id",
-        "(SELECT user_provider_id FROM su WHERE user_role = 'provider' AND user_active)",
-    )
-    sql = _WITH_SESSION_USER.format(user=SESSION_USER_SQL, check=check)
-    return (
-        text(sql)
-        .bindparams(bindparam("on", type_=Date))
-        .columns(*_columns(SESSION_USER_RESULT + _ROW_RESULT + _OFFER_RESULT))
+        .columns(*_columns(asker_result + _ROW_RESULT + _OFFER_RESULT))
     )
 
 
 # (kind of code, with a provider's offers) -> statement; "token" and "number" are unique columns.
 # On PostgreSQL they go straight to the driver (kyffikus.hotsql).
+_CHECK_UTC = ("status_changed_at", "last_at", "today_at")
 _STATEMENTS: dict[tuple[str, bool], HotStatement] = {
     (kind, with_offers): HotStatement(
         _statement(kind, with_offers),
-        utc_columns=("status_changed_at", "last_at", "today_at")
-        if with_offers
-        else ("status_changed_at",),
+        utc_columns=_CHECK_UTC if with_offers else ("status_changed_at",),
     )
     for kind in ("token", "number")
     for with_offers in (False, True)
 }
 _SESSION_USER_STATEMENT = HotStatement(
-    _session_user_statement(), utc_columns=("status_changed_at", "last_at", "today_at")
+    _asker_statement(
+        "token",
+        "su",
+        SESSION_USER_SQL,
+        SESSION_USER_RESULT,
+        "SELECT user_provider_id FROM su WHERE user_role = 'provider' AND user_active",
+    ),
+    utc_columns=_CHECK_UTC,
 )
 _CALLER_STATEMENTS: dict[str, HotStatement] = {
     kind: HotStatement(
-        _caller_statement(kind),
-        utc_columns=(*apitokens.CALLER_UTC_COLUMNS, "status_changed_at", "last_at", "today_at"),
+        _asker_statement(
+            kind,
+            "caller",
+            "SELECT " + apitokens.CALLER_SQL,
+            apitokens.CALLER_RESULT,
+            "SELECT token_provider_id FROM caller",
+        ),
+        utc_columns=(*apitokens.CALLER_UTC_COLUMNS, *_CHECK_UTC),
     )
     for kind in ("token", "number")
 }
