@@ -31,6 +31,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config.get("PROXY_FIX"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
+    from kyffikus.cookie_session import RememberingSessionInterface
+
+    app.session_interface = RememberingSessionInterface()
     _configure_logging(app)
     _init_extensions(app)
     _register_blueprints(app)
@@ -67,18 +70,27 @@ def _configure_logging(app: Flask) -> None:
 def _init_extensions(app: Flask) -> None:
     """Bind the extensions created in kyffikus.extensions."""
     from kyffikus import auth_session, readonly
-    from kyffikus.extensions import babel, csrf, db, limiter, login_manager, migrate
-    from kyffikus.i18n import install_template_gettext, select_locale, select_timezone
+    from kyffikus.extensions import (
+        babel,
+        csrf,
+        db,
+        limiter,
+        login_manager,
+        migrate,
+        skip_limiter_for_unlimited_views,
+    )
+    from kyffikus.i18n import install_template_gettext, locale_selector, select_timezone
 
     db.init_app(app)
     _sqlite_foreign_keys(app)
     _idle_ping(app)
     migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"))
     csrf.init_app(app)
-    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    babel.init_app(app, locale_selector=locale_selector, timezone_selector=select_timezone)
     install_template_gettext(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
     limiter.init_app(app)
+    skip_limiter_for_unlimited_views(app)
     login_manager.init_app(app)
     auth_session.init_app(app, login_manager)
     # First of the hooks so far (the QR image's 304, which needs no database, goes ahead of it).

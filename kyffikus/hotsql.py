@@ -91,15 +91,26 @@ def _connection_for_hot_statement() -> Connection | None:
         return None
     connection: Connection | None = g.get(_REQUEST_CONNECTION)
     if connection is None or connection.closed:
-        connection = engine.connect().execution_options(**_AUTOCOMMIT)
+        connection = engine.connect()
+        # Autocommit set on the driver's connection directly (SQLAlchemy's isolation_level
+        # option costs more Python than the statement): put back when the connection returns.
+        connection.connection.driver_connection.autocommit = True
         setattr(g, _REQUEST_CONNECTION, connection)
     return connection
 
 
 def close_request_connection(_exc: BaseException | None = None) -> None:
-    """At the end of a request: the hot statements' own connection goes back to the pool."""
+    """At the end of a request: the hot statements' own connection goes back to the pool,
+    in transaction mode again (or thrown away if it cannot be put back so)."""
     connection = g.pop(_REQUEST_CONNECTION, None)
-    if connection is not None:
+    if connection is None:
+        return
+    try:
+        if not connection.invalidated:
+            connection.connection.driver_connection.autocommit = False
+    except Exception:  # e.g. the server went away: nobody must get this connection again
+        connection.invalidate()
+    finally:
         connection.close()
 
 

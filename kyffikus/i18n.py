@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from flask import Flask, current_app, g, has_request_context, request
-from flask_babel import get_translations
+from babel import Locale
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
+from flask_babel import get_locale, get_translations
 from flask_login import current_user
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
@@ -22,7 +23,9 @@ def select_locale() -> str:
     if not has_request_context():
         # CLI commands and services called outside a request speak the default language.
         return str(current_app.config["BABEL_DEFAULT_LOCALE"])
-    chosen = request.cookies.get(LANG_COOKIE)
+    cookies = request.cookies
+    # `in` first: a missing key costs werkzeug's get() an exception object (KeyError as a 400).
+    chosen = cookies.get(LANG_COOKIE) if LANG_COOKIE in cookies else None
     if chosen in languages:
         return chosen
     if request.endpoint not in NO_USER_ENDPOINTS:  # the API: no session, Accept-Language only
@@ -31,6 +34,17 @@ def select_locale() -> str:
             return user_locale
     header = request.headers.get("Accept-Language", "")
     return _best_match(header, tuple(languages)) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def locale_selector() -> Locale:
+    """select_locale as Flask-Babel's selector: a Babel Locale, parsed once per language."""
+    return _parsed_locale(select_locale())
+
+
+@lru_cache(maxsize=16)
+def _parsed_locale(code: str) -> Locale:
+    # Flask-Babel parses the selector's string on every request; a Locale it takes as it is.
+    return Locale.parse(code)
 
 
 @lru_cache(maxsize=256)
@@ -62,6 +76,24 @@ def _translations() -> Any:
         # Keyed by the locale object: force_locale() or refresh() swap it, and the key no longer fits.
         state.kyffikus_translations = (locale, translations)
     return translations
+
+
+def locale_code() -> str:
+    """The request's language code ("de", "en"), worked out once per request (str of get_locale)."""
+    if not has_app_context():
+        return "de"
+    state = g.get("_flask_babel")
+    locale = getattr(state, "babel_locale", None)
+    cached = getattr(state, "kyffikus_locale_code", None)
+    if locale is not None and cached is not None and cached[0] is locale:
+        return str(cached[1])
+    locale = get_locale()
+    code = str(locale) if locale is not None else str(current_app.config["BABEL_DEFAULT_LOCALE"])
+    state = g.get("_flask_babel")
+    if state is not None and locale is not None:
+        # Keyed by the locale object: force_locale() or refresh() swap it, and the key no longer fits.
+        state.kyffikus_locale_code = (locale, code)
+    return code
 
 
 def gettext(string: str, **variables: Any) -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 from flask import current_app, g, render_template, request, session, url_for
@@ -76,50 +76,80 @@ def cacheable() -> bool:
     return _settings()[0] > 0 and "_flashes" not in session
 
 
-def _store() -> OrderedDict[Hashable, tuple[int, float, str]]:
-    cache: OrderedDict[Hashable, tuple[int, float, str]] = current_app.extensions.setdefault(
+# A kept page: the text split at its markers, literal text and part names taking turns
+# (literal, name, literal, ..., literal), so that filling it in is one pass and one join.
+Pieces = tuple[str, ...]
+FIXED_PARTS = ("nonce", "csrf", *(f"lang_{code}" for code in LANGUAGES))
+
+
+def _store() -> OrderedDict[Hashable, tuple[int, float, Pieces]]:
+    cache: OrderedDict[Hashable, tuple[int, float, Pieces]] = current_app.extensions.setdefault(
         _CACHE, OrderedDict()
     )
     return cache
 
 
-def _lookup(key: Hashable) -> str | None:
+def _lookup(key: Hashable) -> Pieces | None:
     cache = _store()
     entry = cache.get(key)
     if entry is None:
         return None
-    version, expires, text = entry
+    version, expires, pieces = entry
     if version != directory.catalogue_version() or time.monotonic() >= expires:
         cache.pop(key, None)
         return None
     cache.move_to_end(key)
-    return text
+    return pieces
 
 
-def _keep(key: Hashable, version: int, text: str) -> None:
+def _split(text: str, names: Iterable[str]) -> Pieces:
+    """The rendered text as literal text and the names of its markers, taking turns."""
+    # Longest first: a name may begin like another ("lang_de" and a slot called "lang").
+    known = sorted(names, key=len, reverse=True)
+    first, *rest = text.split(_MARK)
+    pieces = [first]
+    for chunk in rest:
+        name = next((n for n in known if chunk.startswith(f"{n}_")), None)
+        if name is None:  # cannot happen: only this module writes the random part
+            pieces[-1] += _MARK + chunk
+            continue
+        pieces += [name, chunk[len(name) + 1 :]]
+    return tuple(pieces)
+
+
+def _keep(key: Hashable, version: int, pieces: Pieces) -> None:
     seconds, entries = _settings()
     cache = _store()
-    cache[key] = (version, time.monotonic() + seconds, text)
+    cache[key] = (version, time.monotonic() + seconds, pieces)
     cache.move_to_end(key)
     while len(cache) > max(entries, 1):
         cache.popitem(last=False)
 
 
-def _fill(text: str, slots: Mapping[str, Callable[[], Markup | str]]) -> str:
-    """The cached text with this request's nonce, CSRF token, language links and slots."""
+def _part(name: str, slots: Mapping[str, Callable[[], Markup | str]]) -> str:
+    """This request's text for a marker."""
     from kyffikus.web import csp_nonce
 
-    parts = {"nonce": csp_nonce}
-    if marker("csrf") in text:
-        parts["csrf"] = generate_csrf
-    for code in LANGUAGES:
-        parts[f"lang_{code}"] = lambda code=code: str(escape(lang_switch_url(code)))
-    parts.update(slots)
-    for name, value in parts.items():
-        mark = marker(name)
-        if mark in text:
-            text = text.replace(mark, str(value()))
-    return text
+    if name in slots:
+        return str(slots[name]())
+    if name == "nonce":
+        return str(csp_nonce())
+    if name == "csrf":
+        return str(generate_csrf())
+    return str(escape(lang_switch_url(name.removeprefix("lang_"))))
+
+
+def _fill(pieces: Pieces, slots: Mapping[str, Callable[[], Markup | str]]) -> str:
+    """The kept page with this request's nonce, CSRF token, language links and slots."""
+    out = list(pieces)
+    values: dict[str, str] = {}
+    for index in range(1, len(out), 2):
+        name = out[index]
+        value = values.get(name)
+        if value is None:
+            value = values[name] = _part(name, slots)
+        out[index] = value
+    return "".join(out)
 
 
 def _render_shell(template: str, slots: Mapping[str, Any], context: Any) -> str:
@@ -184,8 +214,8 @@ def cached_page(key: Hashable | None) -> str | None:
     """The page kept under key, filled for this request; None when there is none (or no key)."""
     if key is None or not cacheable():
         return None
-    text = _lookup(key)
-    return _fill(text, {}) if text is not None else None
+    pieces = _lookup(key)
+    return _fill(pieces, {}) if pieces is not None else None
 
 
 def render_page(
@@ -203,12 +233,12 @@ def render_page(
     slots = slots or {}
     if key is None or not cacheable():
         return render_template(template, **context, **{n: f() for n, f in slots.items()})
-    text = _lookup(key)
-    if text is None:
+    pieces = _lookup(key)
+    if pieces is None:
         version = directory.catalogue_version()
-        text = _render_shell(template, slots, context)
-        _keep(key, version, text)
-    return _fill(text, slots)
+        pieces = _split(_render_shell(template, slots, context), [*FIXED_PARTS, *slots])
+        _keep(key, version, pieces)
+    return _fill(pieces, slots)
 
 
 def clear() -> None:

@@ -101,17 +101,43 @@ class Counted:
         return self.count > self.item.amount
 
 
-def _count(storage: Storage, plan: list[tuple[str, RateLimitItem]]) -> list[Counted]:
+Plan = tuple[tuple[str, RateLimitItem], ...]
+
+
+@lru_cache(maxsize=1024)
+def _plan(limit: str, prefix: str, user: str, address: str) -> Plan:
+    """The counters of a check, in counting order: each window of the user's, then the address's.
+
+    Kept per user and address (a till checks over and over with the same ones): the key names are
+    built once, not on every check.
+    """
+    windows = _windows(limit)
+    prefixes = [prefix] if prefix else []
+    return tuple(
+        [(item.key_for(*prefixes, user, USER_SCOPE), item) for item in windows]
+        + [(item.key_for(*prefixes, address, ADDRESS_SCOPE), item) for item in windows]
+    )
+
+
+@lru_cache(maxsize=1024)
+def _evalsha(sha: str, key_prefix: str, plan: Plan) -> bytes:
+    """The EVALSHA of a plan in Redis's wire format (RESP), packed once per plan."""
+    keys = [f"{key_prefix}:{key}" for key, _item in plan]
+    args = [str(n) for _key, item in plan for n in (item.get_expiry(), item.amount)]
+    parts = [b"EVALSHA", sha.encode(), str(len(keys)).encode()]
+    parts += [part.encode() for part in keys + args]
+    return b"*%d\r\n" % len(parts) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(part), part) for part in parts
+    )
+
+
+def _count(storage: Storage, plan: Plan) -> list[Counted]:
     """Count the request in each planned window, until the first one over its limit."""
     if isinstance(storage, RedisStorage) and not isinstance(storage, RedisClusterStorage):
         script = _scripts.get(storage)
         if script is None:
             script = _scripts[storage] = storage.get_connection().register_script(_COUNT_SCRIPT)
-        keys = [storage.prefixed_key(key) for key, _item in plan]
-        args: list[int] = []
-        for _key, item in plan:
-            args += [item.get_expiry(), item.amount]
-        answer = _run_script(storage, script, keys, args)
+        answer = _run_script(storage, script, plan)
         now = time.time()
         return [
             Counted(item, int(answer[2 * i]), now + max(int(answer[2 * i + 1]), 0))
@@ -140,16 +166,18 @@ def _own_connection(pool: Any) -> Any:
     return connection
 
 
-def _run_script(storage: RedisStorage, script: Any, keys: list[str], args: list[int]) -> Any:
-    """EVALSHA on this thread's own connection: the check's one round trip, without the client's
-    per-command layers. Anything unusual (the script not loaded, a broken connection) goes the
-    client's usual way, which loads the script and reconnects."""
+def _run_script(storage: RedisStorage, script: Any, plan: Plan) -> Any:
+    """EVALSHA on this thread's own connection, packed once per plan: the check's one round trip,
+    without the client's per-command layers. Anything unusual (the script not loaded, a broken
+    connection) goes the client's usual way, which loads the script and reconnects."""
     connection = _own_connection(storage.get_connection().connection_pool)
     try:
-        connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        connection.send_packed_command([_evalsha(script.sha, storage.key_prefix, plan)])
         return connection.read_response()
     except (RedisError, OSError):
         connection.disconnect()  # connects again on its next use
+    keys = [storage.prefixed_key(key) for key, _item in plan]
+    args = [n for _key, item in plan for n in (item.get_expiry(), item.amount)]
     return script(keys=keys, args=args)
 
 
@@ -171,11 +199,10 @@ def count_check() -> None:
     config = current_app.config
     if not config.get("RATELIMIT_ENABLED", True):
         return
-    windows = _windows(str(config["CHECK_RATE_LIMIT"]))
-    prefix = [config["RATELIMIT_KEY_PREFIX"]] if config.get("RATELIMIT_KEY_PREFIX") else []
-    user, address = user_key(), address_key()
-    plan = [(item.key_for(*prefix, user, USER_SCOPE), item) for item in windows]
-    plan += [(item.key_for(*prefix, address, ADDRESS_SCOPE), item) for item in windows]
+    limit = str(config["CHECK_RATE_LIMIT"])
+    windows = _windows(limit)
+    prefix = str(config.get("RATELIMIT_KEY_PREFIX") or "")
+    plan = _plan(limit, prefix, user_key(), address_key())
     counted = _count(limiter.storage, plan)
     breached = counted[-1] if counted and counted[-1].breached else None
     # The headers describe the breached window, else the address's smallest one (Flask-Limiter's

@@ -8,7 +8,7 @@ from flask import Blueprint, g, render_template, request
 from flask_login import current_user
 
 from kyffikus import auth_session
-from kyffikus.extensions import limiter
+from kyffikus.extensions import not_limited
 from kyffikus.models.base import berlin_today
 from kyffikus.provider.ratelimit import check_limits
 from kyffikus.provider.views import render_check
@@ -54,7 +54,7 @@ def _checked(token: str, provider_id: int | None, today: Any) -> checks.CheckRes
 
 
 @bp.get("/v/<token>")
-@limiter.exempt  # its budgets are counted by check_limits, not by Flask-Limiter
+@not_limited  # its budgets are counted by count_check, not by Flask-Limiter
 @hot_sql
 @check_limits
 @read_only

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-from functools import lru_cache
-from types import SimpleNamespace
 from typing import Any
 
 from flask import (
@@ -18,17 +15,19 @@ from flask import (
     stream_with_context,
     url_for,
 )
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from kyffikus import pagecache
 from kyffikus.authz import provider_required
-from kyffikus.extensions import db, limiter
+from kyffikus.extensions import db, not_limited
+from kyffikus.i18n import locale_code
 from kyffikus.models.base import berlin_today, utcnow
 from kyffikus.models.catalogue import Provider, Venue
 from kyffikus.models.passes import Redemption
+from kyffikus.provider import result_html
 from kyffikus.provider.forms import (
     ApiTokenForm,
     CheckForm,
@@ -41,7 +40,7 @@ from kyffikus.provider.forms import (
 )
 from kyffikus.provider.ratelimit import check_limits
 from kyffikus.readonly import hot_sql, read_only
-from kyffikus.services import DomainError, checks, directory, redemptions
+from kyffikus.services import DomainError, checks, redemptions
 from kyffikus.services import apitokens as tokens_service
 from kyffikus.services.provider_account import provider_users, update_contact, update_venue_notes
 from kyffikus.web import no_store
@@ -82,125 +81,35 @@ def render_check(
     no_store()
     pagecache.reuse_csrf_token()
 
-    def result_html() -> Markup:
+    def result_slot() -> Markup:
         if result is None:
             return Markup("")
-        # One fresh retry key per offer and render: a double tap or a reload posts the same key.
-        now = utcnow()
-        return pagecache.render_fragment(
-            "provider/_result.html",
-            result=result,
-            code=code,
-            redeem_keys={o.offer_id: secrets.token_urlsafe(16) for o in result.offers},
+        undo = None
+        if just_redeemed is not None and redemptions.can_undo(just_redeemed, utcnow()):
+            undo = result_html.Undo(
+                url=url_for("provider.undo", redemption_id=just_redeemed.id),
+                until=redemptions.undo_deadline(just_redeemed),
+            )
+        return result_html.render(
+            result,
+            code,
+            csrf=generate_csrf(),
+            redeem_url=url_for("provider.redeem"),
             just_redeemed=just_redeemed,
-            undo_until=redemptions.undo_deadline(just_redeemed)
-            if just_redeemed is not None
-            else None,
-            can_undo=just_redeemed is not None and redemptions.can_undo(just_redeemed, now),
-            checks=checks,
+            undo=undo,
         )
 
     key = None
     if form is None or not form.errors:
-        key = ("provider/check.html", str(get_locale()), current_user.role, result is not None)
+        key = ("provider/check.html", locale_code(), current_user.role, result is not None)
     page = pagecache.render_page(
         "provider/check.html",
         key,
-        {"result_html": result_html},
+        {"result_html": result_slot},
         form=form,
         has_result=result is not None,
     )
     return page, status
-
-
-_OFFER_HEAD = Markup(
-    '<h4 id="offer-{id}-title">{title}</h4>\n'
-    '          <p class="offer-benefit">{benefit}</p>\n'
-    '          <p class="offer-meta">{limit} · {age}</p>'
-)
-_OFFER_CONDITIONS = Markup('<p class="offer-meta">{}</p>')
-# The heads of the offers a check shows, per language and offer text: few (a provider's offers),
-# and the same for every pass, so a check renders only what depends on the pass.
-_offer_heads: dict[tuple[Any, ...], Markup] = {}
-MAX_OFFER_HEADS = 4096
-
-
-@bp.app_template_global()
-def check_offer_head(offer: checks.OfferAllowance) -> Markup:
-    """An offer's title, benefit, limit, ages and conditions in a check result (same for every pass)."""
-    key = (
-        str(get_locale()),
-        offer.offer_id,
-        offer.title,
-        offer.discount_kind,
-        offer.discount_value,
-        offer.conditions,
-        offer.min_age,
-        offer.max_age,
-        offer.limit,
-    )
-    head = _offer_heads.get(key)
-    if head is None:
-        head = _OFFER_HEAD.format(
-            id=offer.offer_id,
-            title=offer.title,
-            benefit=directory.discount_label(offer),
-            limit=directory.limit_label(offer),
-            age=directory.age_label(offer),
-        )
-        if offer.conditions:
-            head += _OFFER_CONDITIONS.format(offer.conditions)
-        if len(_offer_heads) >= MAX_OFFER_HEADS:
-            _offer_heads.clear()
-        _offer_heads[key] = head
-    return head
-
-
-def _result_labels() -> SimpleNamespace:
-    """The fixed words of a check result (provider/_result.html), in the request's language."""
-    return SimpleNamespace(
-        on_pass=_("Auf dem Pass stehen"),
-        compare_id=_("Bitte mit einem Ausweis vergleichen."),
-        children=_("Kinder"),
-        no_children=_("Keine Kinder unter 18 Jahren"),
-        valid=_("Gültig"),
-        number=_("Passnummer"),
-        ends_in=_("endet auf"),
-        your_offers=_("Ihre Angebote für diesen Pass"),
-        no_offers=_("Sie haben in der aktuellen Ausgabe keine veröffentlichten Angebote."),
-        adults=_("Erwachsene"),
-        redeem=_("Einlösen"),
-        used_badge=_("Bereits eingelöst"),
-        undo=_("Rückgängig machen"),
-        not_again=_(
-            "Dieses Angebot kann für diesen Pass gerade nicht noch einmal eingelöst werden."
-        ),
-        nobody_fits=_("Für dieses Angebot passt niemand auf diesem Pass (Altersgrenze)."),
-        no_discount=_("Bitte keine Ermäßigung gewähren."),
-    )
-
-
-_labels: dict[str, SimpleNamespace] = {}
-
-
-@bp.app_template_global()
-def check_labels() -> SimpleNamespace:
-    """The fixed words of a check result, translated once per language and process."""
-    locale = str(get_locale())
-    labels = _labels.get(locale)
-    if labels is None:
-        labels = _labels[locale] = _result_labels()
-    return labels
-
-
-@bp.app_template_global()
-@lru_cache(maxsize=32)
-def count_options(top: int) -> Markup:
-    """The options 0 … top of a people count, top selected (the redemption form's default)."""
-    option = Markup('<option value="{0}"{1}>{0}</option>')
-    return Markup("").join(
-        option.format(n, Markup(" selected") if n == top else "") for n in range(top + 1)
-    )
 
 
 @bp.get("/pruefen")
@@ -211,7 +120,7 @@ def check() -> Any:
 
 
 @bp.post("/pruefen/ergebnis")
-@limiter.exempt  # its budgets are counted by check_limits, not by Flask-Limiter
+@not_limited  # its budgets are counted by count_check, not by Flask-Limiter
 @hot_sql
 @provider_required
 @check_limits

@@ -6,12 +6,12 @@ from email.utils import parseaddr
 from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
-from flask_babel import get_locale, ngettext
+from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from kyffikus import pagecache
-from kyffikus.i18n import LANG_COOKIE
+from kyffikus.i18n import LANG_COOKIE, locale_code
 from kyffikus.models.base import berlin_today
 from kyffikus.public.forms import OfferFilterForm
 from kyffikus.readonly import read_only
@@ -86,7 +86,7 @@ def offers() -> tuple[str, int]:
 def _directory_key() -> tuple[Any, ...] | None:
     """What a directory page depends on: the query, the day, the language and the role."""
     role = current_user.role if current_user.is_authenticated else None
-    return ("public/offers.html", request.full_path, berlin_today(), str(get_locale()), role)
+    return ("public/offers.html", request.full_path, berlin_today(), locale_code(), role)
 
 
 @bp.get("/angebote/<int:offer_id>")

@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from babel.dates import format_date as babel_format_date
-from flask_babel import format_datetime, get_locale
+from babel.dates import format_datetime
 from sqlalchemy import JSON, Date, Integer, Numeric, String, bindparam, column, select, text
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import TextualSelect
@@ -31,6 +31,7 @@ from kyffikus.auth_session import SESSION_USER_RESULT, SESSION_USER_SQL
 from kyffikus.extensions import db
 from kyffikus.hotsql import HotStatement
 from kyffikus.i18n import gettext as _  # Flask-Babel's, looked up once per request
+from kyffikus.i18n import locale_code
 from kyffikus.models.base import BERLIN, UTCDateTime
 from kyffikus.models.passes import Pass
 from kyffikus.services import apitokens, passnumber
@@ -492,7 +493,7 @@ def _medium_date(day: date, locale: str) -> str:
 
 def format_day(day: date) -> str:
     """A date as Flask-Babel's format_date(day, "medium") writes it in the current language."""
-    return _medium_date(day, str(get_locale() or "de"))
+    return _medium_date(day, locale_code())
 
 
 def status_message(result: CheckResult) -> str:
@@ -529,12 +530,14 @@ def used_message(allowance: OfferAllowance) -> str | None:
     if allowance.limit == "per_day" and allowance.count and allowance.last_used_at:
         return _(
             "Heute bereits eingelöst um %(time)s Uhr.",
-            time=format_datetime(allowance.last_used_at, "HH:mm"),
+            time=f"{allowance.last_used_at.astimezone(BERLIN):%H:%M}",
         )
     if allowance.limit == "per_edition" and allowance.count and allowance.last_used_at:
         return _(
             "In dieser Ausgabe bereits eingelöst am %(date)s.",
-            date=format_datetime(allowance.last_used_at, "short"),
+            date=format_datetime(
+                allowance.last_used_at, "short", tzinfo=BERLIN, locale=locale_code()
+            ),
         )
     if allowance.limit == "unlimited" and allowance.total:
         return _("Bisher %(count)d-mal eingelöst.", count=allowance.total)

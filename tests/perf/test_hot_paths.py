@@ -125,11 +125,11 @@ def test_qr_shortcut_respects_the_session_limit(
 # ---- the check budgets --------------------------------------------------------------------------
 
 
-def _plan(windows: str) -> list[tuple[str, Any]]:
+def _plan(windows: str) -> tuple[tuple[str, Any], ...]:
     items = sorted(parse_many(windows), key=lambda item: item.get_expiry())
     suffix = time.monotonic_ns()
     plan = [(item.key_for(f"user:{suffix}", "check-user"), item) for item in items]
-    return plan + [(item.key_for(f"addr:{suffix}", "check-address"), item) for item in items]
+    return tuple(plan + [(item.key_for(f"addr:{suffix}", "check-address"), item) for item in items])
 
 
 def _redis_answers() -> bool:
@@ -169,16 +169,17 @@ def test_a_check_costs_one_round_trip_to_redis(monkeypatch: pytest.MonkeyPatch) 
     from redis.connection import Connection
 
     storage = RedisStorage(REDIS_URL)
-    sent: list[str] = []
-    original = Connection.send_command
+    sent: list[bytes] = []
+    original = Connection.send_packed_command
 
-    def counting(self: Connection, *args: Any, **kwargs: Any) -> Any:
-        sent.append(str(args[0]))
-        return original(self, *args, **kwargs)
+    def counting(self: Connection, command: Any, *args: Any, **kwargs: Any) -> Any:
+        # Every command goes through here, packed (send_command packs and calls it too).
+        sent.append(command if isinstance(command, bytes) else b"".join(command))
+        return original(self, command, *args, **kwargs)
 
     plan = _plan("60 per minute;600 per hour")
     ratelimit._count(storage, plan)  # loads the script
-    monkeypatch.setattr(Connection, "send_command", counting)
+    monkeypatch.setattr(Connection, "send_packed_command", counting)
     try:
         counted = ratelimit._count(storage, plan)
     finally:
@@ -186,7 +187,9 @@ def test_a_check_costs_one_round_trip_to_redis(monkeypatch: pytest.MonkeyPatch) 
         for key, _item in plan:
             storage.clear(key)
     assert [c.count for c in counted] == [2, 2, 2, 2]
-    assert sent == ["EVALSHA"]
+    assert len(sent) == 1
+    assert sent[0].split(b"\r\n")[2] == b"EVALSHA"
+    assert all(key.encode() in sent[0] for key, _item in plan)
 
 
 @pytest.mark.skipif(not _redis_answers(), reason="needs Redis on 127.0.0.1:6379")

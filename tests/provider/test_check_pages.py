@@ -13,10 +13,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from kyffikus.extensions import db
+from kyffikus.i18n import LANG_COOKIE
 from kyffikus.models import Pass, Redemption
 from kyffikus.models.base import utcnow
 from tests.conftest import login_as
 from tests.provider.conftest import Till, check_page
+from tests.public.directory_data import use_compiled_english
 
 
 def switch_user(client: FlaskClient, user: Any) -> FlaskClient:
@@ -161,6 +163,64 @@ def test_valid_result_shows_names_ages_and_own_offers_only(
         *family_pass.children_birth_dates,
     ]:
         assert secret not in html
+
+
+def test_result_shows_markup_in_names_and_offers_as_text(
+    client: FlaskClient,
+    till: Till,
+    make_family: Callable[..., Any],
+    make_pass: Callable[..., Pass],
+    make_offer: Callable[..., Any],
+    edition: Any,
+    today: Any,
+) -> None:
+    household = make_family(adults=[('<img src=x onerror="alert(1)">', "O'Neil & Söhne")])
+    pass_ = make_pass(
+        household, valid_from=today - timedelta(days=1), valid_until=today + timedelta(days=30)
+    )
+    make_offer(
+        till.provider,
+        edition=edition,
+        limit="unlimited",
+        title="<b>Eintritt</b> & mehr",
+        conditions='Nur mit "Ausweis" <script>',
+    )
+    db.session.commit()
+    login_as(client, till.user)
+    html = check_page(client, pass_.token).get_data(as_text=True)
+    assert "<img" not in html
+    assert "<b>Eintritt" not in html
+    assert "<script>" not in html
+    # Shown as the words they are, escaped once (not "&amp;lt;").
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; O&#39;Neil &amp; Söhne" in html
+    assert "&lt;b&gt;Eintritt&lt;/b&gt; &amp; mehr" in html
+    assert "Nur mit &#34;Ausweis&#34; &lt;script&gt;" in html
+
+
+def test_result_comes_out_in_english(
+    app: Any, client: FlaskClient, till: Till, family_pass: Pass
+) -> None:
+    use_compiled_english(app)
+    login_as(client, till.user)
+    client.set_cookie(LANG_COOKIE, "en")
+    html = check_page(client, family_pass.token).get_data(as_text=True)
+    found = re.search(r'<section class="check-result.*?</section>', html, re.S)
+    assert found
+    result = found.group(0)
+    for phrase in (
+        ">VALID<",
+        "Valid Kyffikus family pass, valid until ",
+        "Named on the pass",
+        "2 children",
+        "(Ages in years: 10, 5)",
+        "Pass number",
+        "Your offers for this pass",
+        "Adults",
+        "Redeem",
+    ):
+        assert phrase in result, phrase
+    for word in ("Kinder", "Alter", "Gültig", "Erwachsene", "Einlösen", " bis ", "Angebote"):
+        assert word not in result, word
 
 
 def test_redeem_on_the_page_once_even_when_posted_twice(
