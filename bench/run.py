@@ -259,6 +259,13 @@ class Driver:
                     response = conn.getresponse()
                     response.read()
                     conn.close()
+                    if response.getheader("Set-Cookie") and "Cookie" in headers:
+                        # As get_paths.lua: keep what the server sets, as a browser does.
+                        jar = dict(
+                            pair.strip().split("=", 1) for pair in headers["Cookie"].split(";")
+                        )
+                        _cookie_header({"set-cookie": response.getheader("Set-Cookie", "")}, jar)
+                        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
                     if response.status >= 400:
                         bad += 1
                 except OSError:
@@ -567,7 +574,15 @@ def login(server: Server, email: str, password: str) -> tuple[str | None, str]:
     _cookie_header(headers, jar)
     if status not in (302, 303):
         return None, f"login answered {status}"
-    return "; ".join(f"{k}={v}" for k, v in jar.items()), headers.get("location", "")
+    landing = headers.get("location", "")
+    # As a browser: follow to the landing page, which may add to the session (a CSRF token).
+    status, headers, _body = request(
+        "GET",
+        server.url(urllib.parse.urlsplit(landing).path or "/"),
+        headers={"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())},
+    )
+    _cookie_header(headers, jar)
+    return "; ".join(f"{k}={v}" for k, v in jar.items()), landing
 
 
 # ---- fixtures from the database ----------------------------------------------------------------

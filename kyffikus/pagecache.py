@@ -31,6 +31,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import current_app, g, render_template, request, session, url_for
 from flask_wtf.csrf import generate_csrf
@@ -44,6 +45,8 @@ _MARK = "kyf" + secrets.token_hex(12)
 _SHELL = "kyffikus.page_shell"
 _CACHE = "kyffikus.page_cache"
 LANGUAGES = ("de", "en")
+# The characters werkzeug leaves unquoted in a query it builds (the URL standard's safe set).
+URL_QUERY_SAFE = "!$'()*,/:;?@"
 
 
 def marker(name: str) -> str:
@@ -56,11 +59,24 @@ def rendering_shell() -> bool:
     return bool(g.get(_SHELL))
 
 
+# The switch's path per script root and language: url_for builds it through the URL map (tens of
+# microseconds) on every page; only the query (this page's path) differs from page to page.
+_lang_paths: dict[tuple[str, str], str] = {}
+
+
 def lang_switch_url(code: str) -> str:
-    """The link that switches to a language and comes back to this page (a template global)."""
+    """The link that switches to a language and comes back to this page (a template global).
+
+    The same text as url_for("public.set_language", lang=code, next=request.full_path).
+    """
     if rendering_shell():
         return marker(f"lang_{code}")  # letters, digits and "_": nothing to escape
-    return url_for("public.set_language", lang=code, next=request.full_path)
+    key = (request.script_root, code)
+    path = _lang_paths.get(key)
+    if path is None:
+        path = _lang_paths[key] = url_for("public.set_language", lang=code)
+    # Encoded as url_for encodes its query arguments (werkzeug.urls._urlencode).
+    return f"{path}?{urlencode([('next', request.full_path)], safe=URL_QUERY_SAFE)}"
 
 
 def _settings() -> tuple[float, int]:

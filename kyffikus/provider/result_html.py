@@ -17,6 +17,8 @@ What the page shows, for a provider:
 from __future__ import annotations
 
 import secrets
+from base64 import urlsafe_b64encode
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -211,7 +213,17 @@ def _saved(redeemed: Any, undo: Undo | None, hidden: str, w: Words) -> str:
     return out
 
 
-def _offer(offer: checks.OfferAllowance, code: str, hidden: str, redeem_url: str, w: Words) -> str:
+def retry_keys(count: int) -> Iterator[str]:
+    """A fresh retry key per offer and render (a double tap or a reload posts the same key), as
+    secrets.token_urlsafe(16) makes them, from one read of the system's randomness."""
+    random = secrets.token_bytes(16 * count)
+    for start in range(0, len(random), 16):
+        yield urlsafe_b64encode(random[start : start + 16]).rstrip(b"=").decode("ascii")
+
+
+def _offer(
+    offer: checks.OfferAllowance, retry_key: str, hidden: str, redeem_url: str, w: Words
+) -> str:
     oid = int(offer.offer_id)
     used = checks.used_message(offer)
     if not offer.available:
@@ -225,9 +237,8 @@ def _offer(offer: checks.OfferAllowance, code: str, hidden: str, redeem_url: str
     return (
         f'{out}\n          <form method="post" action="{redeem_url}" class="redeem-form">{hidden}'
         f'\n            <input type="hidden" name="offer_id" value="{oid}">'
-        '\n            <input type="hidden" name="idempotency_key" value="'
-        # One fresh retry key per offer and render: a double tap or a reload posts the same key.
-        f'{secrets.token_urlsafe(16)}">\n            <div class="field">'
+        f'\n            <input type="hidden" name="idempotency_key" value="{retry_key}">'
+        '\n            <div class="field">'
         f'\n              <label for="adults-{oid}">{w.adults}</label>'
         f'\n              <select id="adults-{oid}" name="adults">{count_options(offer.max_adults)}'
         '</select>\n            </div>\n            <div class="field">'
@@ -268,6 +279,7 @@ def render(
                 f'\n            <input type="hidden" name="code" value="{escape(code or "")}">'
             )
             url = str(escape(redeem_url))
+            keys = retry_keys(len(result.offers))
             out.append('\n    <ul class="offer-list check-offers" aria-labelledby="offers-title">')
             for offer in result.offers:
                 out.append(
@@ -276,7 +288,7 @@ def render(
                 )
                 if just_redeemed is not None and just_redeemed.offer_id == offer.offer_id:
                     out.append(_saved(just_redeemed, undo, hidden, w))
-                out.append(_offer(offer, language, hidden, url, w))
+                out.append(_offer(offer, next(keys), hidden, url, w))
                 out.append("\n        </article>\n      </li>")
             out.append("\n    </ul>")
         out.append("\n  </div>")

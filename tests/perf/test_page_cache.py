@@ -250,3 +250,23 @@ def test_the_check_page_signs_a_sessions_csrf_token_once_a_minute(
         assert _csrf(client.get(f"/v/{pass_.token}")) == renewed  # and reused from then on
     finally:
         app.config["WTF_CSRF_TIME_LIMIT"] = None
+
+
+@pytest.mark.parametrize("script_root", ["", "/kyffikus"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/v/AbC_dEf-123",
+        "/angebote?q=Bad Frankenhausen&kategorie=sport&seite=2",
+        "/angebote?q=%3Cscript%3E%22&ort=K%C3%B6lleda",
+        "/angebote?q=a+b&x=!$'()*,/:;?@&y=#z",
+    ],
+)
+def test_language_links_are_what_url_for_builds(app: Flask, script_root: str, path: str) -> None:
+    from flask import request, url_for
+
+    with app.test_request_context(path, base_url=f"http://localhost{script_root}"):
+        for code in pagecache.LANGUAGES:
+            expected = url_for("public.set_language", lang=code, next=request.full_path)
+            assert pagecache.lang_switch_url(code) == expected

@@ -120,6 +120,21 @@ def test_json_is_gzipped_when_the_client_accepts_it(bare_app: Flask) -> None:
     assert len(json.loads(gzip.decompress(response.data))["offers"]) == 200
 
 
+@pytest.mark.parametrize("size", [500, 511, 512, 513, 4096, 32767, 32768, 32769, 300_000])
+def test_gzip_bodies_of_every_size_come_back_whole(size: int) -> None:
+    from kyffikus.compression import _gzip
+
+    # Words that repeat across the body (back references as far as the window reaches) and
+    # digits that do not.
+    text = "".join(f"Freibad Sondershausen {i * 7919 % 10007} " for i in range(size // 8 + 1))
+    body = text[:size].encode()
+    zipped = _gzip(body)
+    assert gzip.decompress(zipped) == body
+    assert zipped == _gzip(body)  # the same body, the same bytes (no time in the header)
+    if size >= 4096:
+        assert len(zipped) < size / 2
+
+
 @pytest.mark.parametrize(
     ("path", "accept"),
     [

@@ -223,6 +223,18 @@ def test_result_comes_out_in_english(
         assert word not in result, word
 
 
+def test_every_redemption_form_gets_its_own_fresh_retry_key(
+    client: FlaskClient, till: Till, family_pass: Pass
+) -> None:
+    login_as(client, till.user)
+    pages = [check_page(client, family_pass.token).get_data(as_text=True) for _ in range(2)]
+    keys = [re.findall(r'name="idempotency_key" value="([^"]*)"', page) for page in pages]
+    assert len(keys[0]) == len(till.offers)
+    every = keys[0] + keys[1]
+    assert len(set(every)) == len(every)  # none shared between offers or between two checks
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", key) for key in every)
+
+
 def test_redeem_on_the_page_once_even_when_posted_twice(
     client: FlaskClient, till: Till, family_pass: Pass
 ) -> None:
