@@ -24,6 +24,7 @@ aware UTC, as UTCDateTime does).
 
 from __future__ import annotations
 
+import json
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ from typing import Any
 
 from flask import g
 from psycopg.rows import tuple_row
+from psycopg.types.string import TextLoader
+from sqlalchemy import JSON
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.selectable import TextualSelect
@@ -125,6 +128,11 @@ class HotStatement:
         # The rows' class, made once: psycopg need not describe the columns on every run.
         self.row_class = namedtuple("Row", names)  # type: ignore[misc]  # noqa: PYI024
         self.utc_positions = [names.index(name) for name in utc_columns]
+        # JSON columns come from the driver as text and are parsed here, once per distinct text:
+        # a check repeats the pass's columns on every offer's row.
+        self.json_positions = [
+            i for i, c in enumerate(statement.selected_columns) if isinstance(c.type, JSON)
+        ]
 
     def rows(self, params: Mapping[str, Any]) -> Sequence[Any]:
         """The statement's rows (attribute access by column name)."""
@@ -132,10 +140,26 @@ class HotStatement:
         if connection is None:
             return db.session.execute(self.statement, params).all()
         make = self.row_class._make
-        positions = self.utc_positions
-        if not positions:
-            return [make(values) for values in self._run(connection, params)]
-        return [make(_utc(values, positions)) for values in self._run(connection, params)]
+        found = self._run(connection, params)
+        if not self.utc_positions and not self.json_positions:
+            return [make(values) for values in found]
+        parsed: dict[str, Any] = {}
+        return [make(self._converted(values, parsed)) for values in found]
+
+    def _converted(self, row: tuple[Any, ...], parsed: dict[str, Any]) -> list[Any]:
+        """A driver row as SQLAlchemy's typed columns give it: aware UTC times, parsed JSON."""
+        values = list(row)
+        for position in self.utc_positions:
+            value = values[position]
+            if isinstance(value, datetime):
+                values[position] = value.astimezone(UTC)
+        for position in self.json_positions:
+            value = values[position]
+            if isinstance(value, str):
+                if value not in parsed:
+                    parsed[value] = json.loads(value)
+                values[position] = parsed[value]
+        return values
 
     def _run(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         cursor = _cursor(connection)
@@ -172,13 +196,7 @@ def _cursor(connection: Connection) -> Any:
     cursor = info.get(_CURSOR)
     if cursor is None or cursor.closed or cursor.connection is not raw:
         cursor = info[_CURSOR] = raw.cursor(row_factory=tuple_row)
+        # JSON as text: HotStatement parses each distinct value once (see json_positions).
+        for name in ("json", "jsonb"):
+            cursor.adapters.register_loader(name, TextLoader)
     return cursor
-
-
-def _utc(row: tuple[Any, ...], positions: list[int]) -> list[Any]:
-    values = list(row)
-    for position in positions:
-        value = values[position]
-        if isinstance(value, datetime):
-            values[position] = value.astimezone(UTC)
-    return values
