@@ -32,7 +32,8 @@ def select_locale() -> str:
         user_locale = getattr(current_user, "locale", None) if current_user else None
         if user_locale in languages:
             return user_locale
-    header = request.headers.get("Accept-Language", "")
+    # From the environ: a missing header costs werkzeug's headers.get() an exception object.
+    header = request.environ.get("HTTP_ACCEPT_LANGUAGE", "")
     return _best_match(header, tuple(languages)) or current_app.config["BABEL_DEFAULT_LOCALE"]
 
 

@@ -35,7 +35,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _raw_bearer() -> str | None:
-    scheme, _sep, raw = request.headers.get("Authorization", "").partition(" ")
+    # From the environ: a missing header costs werkzeug's headers.get() an exception object.
+    scheme, _sep, raw = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     return raw.strip() if scheme.lower() == "bearer" else None
 
 
