@@ -11,8 +11,8 @@ Static text files (CSS, JavaScript, SVG) are compressed once per file version an
 
 from __future__ import annotations
 
+import gzip
 import os
-import zlib
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -25,9 +25,6 @@ MIN_SIZE = 500
 LEVEL = 1
 # Static files are compressed once per version and kept: the smallest body is worth its CPU.
 STATIC_LEVEL = 9
-# zlib's windowBits offset for the gzip format, and deflate's memory level (hash table 32 KB).
-GZIP_WBITS = 16
-MEM_LEVEL = 6
 
 COMPRESSIBLE = frozenset(
     {
@@ -56,16 +53,8 @@ def _accepts_gzip() -> bool:
 
 
 def _gzip(data: bytes, level: int = LEVEL) -> bytes:
-    """The body in gzip format; the same body always compresses to the same bytes (no mtime).
-
-    The window is the smallest that holds the whole body (the output is the same as with
-    deflate's largest), and the hash table is small (MEM_LEVEL): deflate's default state is
-    256 KB, allocated and faulted in anew for every body, which for a page of a few KB cost more
-    CPU than compressing it.
-    """
-    bits = max(9, min(15, (len(data) - 1).bit_length()))
-    compressor = zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS + bits, MEM_LEVEL)
-    return compressor.compress(data) + compressor.flush()
+    # mtime=0: the same body always compresses to the same bytes.
+    return gzip.compress(data, compresslevel=level, mtime=0)
 
 
 def _static_gzip(filename: str) -> bytes | None:
