@@ -221,11 +221,6 @@ def reuse_csrf_token() -> None:
         _signed_csrf[(secret, raw)] = (now, token)
 
 
-def render_fragment(template: str, **context: Any) -> Markup:
-    """A partial template rendered as safe HTML for a slot (its own output is escaped already)."""
-    return Markup(render_template(template, **context))  # noqa: S704 - an autoescaped template
-
-
 def cached_page(key: Hashable | None) -> str | None:
     """The page kept under key, filled for this request; None when there is none (or no key)."""
     if key is None or not cacheable():

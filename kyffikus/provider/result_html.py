@@ -119,10 +119,10 @@ _CONDITIONS = Markup('<p class="offer-meta">{}</p>')
 _heads: dict[tuple[Any, ...], str] = {}
 
 
-def offer_head(offer: checks.OfferAllowance, code: str) -> str:
+def offer_head(offer: checks.OfferAllowance, language: str) -> str:
     """An offer's title, benefit, limit, ages and conditions (the same for every pass)."""
     key = (
-        code,
+        language,
         offer.offer_id,
         offer.title,
         offer.discount_kind,
