@@ -20,13 +20,13 @@ from itertools import chain
 from typing import Any
 
 from flask import current_app
-from flask_babel import format_currency, format_decimal, get_locale
+from flask_babel import format_currency, format_decimal
 from flask_sqlalchemy.pagination import Pagination, SelectPagination
 from sqlalchemy import ColumnElement, Select, and_, case, event, false, func, or_, select
 from sqlalchemy.orm import Session, SessionTransaction, contains_eager, joinedload, selectinload
 
 from kyffikus.extensions import db
-from kyffikus.i18n import gettext, ngettext  # Flask-Babel's, looked up once per request
+from kyffikus.i18n import gettext, locale_code, ngettext  # looked up once per request
 from kyffikus.models.base import berlin_today
 from kyffikus.models.catalogue import Category, Edition, Offer, Provider, Venue, offer_venue
 from kyffikus.services import DomainError
@@ -600,13 +600,9 @@ def catalogue_size(edition: Edition | None) -> tuple[int, int]:
 # ---- wording --------------------------------------------------------------------------------------
 
 
-def _locale() -> str:
-    return str(get_locale() or "de")
-
-
 def category_name(category: Category | CategoryInfo) -> str:
     """The category's name in the current language."""
-    return category.name(_locale())
+    return category.name(locale_code())
 
 
 def _money(value: Decimal | float | int) -> str:
