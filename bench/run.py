@@ -9,9 +9,9 @@
 
 For each scale it (re)uses the data set from bench/generate.py (made again when it is not from
 today or the schema changed), starts gunicorn (2 workers, the
-project's gunicorn.conf.py, production settings over http, rate limiting on with raised limits, in
-Redis when one answers on 127.0.0.1:6379, else in memory) and drives it from a second process with
-wrk (Debian's package; installed when missing and we are root; otherwise a small threaded Python
+project's gunicorn.conf.py with a listening socket per worker, production settings over http, rate
+limiting on with raised limits, in Redis when one answers on 127.0.0.1:6379, else in memory) and
+drives it from a second process with wrk (16 connections; Debian's package; installed when missing and we are root; otherwise a small threaded Python
 client stands in and says so). Every throughput figure is also given as a ratio to the floor
 (GET /bench/floor: a short text through the same app and middleware) measured in the same run,
 taking turns with each target in short slices (so both see the same drift of a shared machine's
@@ -142,6 +142,12 @@ def parse_wrk(output: str) -> dict[str, float]:
 
 # Turns of each target and of the floor (alternating) within one measured duration.
 ROUNDS = 5
+
+# wrk's connections: enough that both workers (2 threads each) always have requests waiting,
+# whatever the waits on PostgreSQL and Redis, and that the kernel's spread of them over the two
+# workers is never lopsided enough to leave one short (with 16, one worker gets 3 or fewer in
+# 0.4 % of turns; with 4, all 4 land in one worker in an eighth of them).
+CONNECTIONS = 16
 
 
 def combine(parts: list[Load]) -> Load:
@@ -397,6 +403,11 @@ def server_env(
             "KYFFIKUS_LOGIN_RATE_LIMIT": "10000 per minute",
             "KYFFIKUS_RATELIMIT_ENABLED": "true",
             "GUNICORN_ACCESS_LOG": "off",
+            # Each worker its own listening socket (SO_REUSEPORT), so the kernel spreads wrk's
+            # connections over both workers. With one shared socket, the worker that wakes first
+            # often takes every connection of a turn (wrk opens them all at once) and the other
+            # idles: a turn then measures one worker, and the ratio is noise (gunicorn.conf.py).
+            "GUNICORN_REUSE_PORT": "1",
             # A worker restart would reset its peak memory (VmHWM) in the middle of the run.
             "GUNICORN_MAX_REQUESTS": "0",
         }
@@ -422,6 +433,7 @@ def gunicorn_settings(env: dict[str, str]) -> str:
         os.environ.clear()
         os.environ.update(saved)
     threads = f" × {conf['threads']} threads" if conf.get("worker_class") == "gthread" else ""
+    threads += ", a listening socket each (SO_REUSEPORT)" if conf.get("reuse_port") else ""
     nice = " (gunicorn and wrk at nice -10)" if PRIORITY else ""
     return f"gunicorn, 2 {conf.get('worker_class', 'sync')} workers{threads}{nice}"
 
@@ -1272,7 +1284,10 @@ def main(argv: list[str] | None = None) -> int:
         "--duration", type=float, default=10.0, help="seconds per measured load (default 10)"
     )
     parser.add_argument(
-        "--connections", type=int, default=4, help="concurrent connections (default 4)"
+        "--connections",
+        type=int,
+        default=CONNECTIONS,
+        help=f"concurrent connections (default {CONNECTIONS})",
     )
     parser.add_argument("--server", default=generate.DEFAULT_SERVER, help="PostgreSQL server URL")
     parser.add_argument(

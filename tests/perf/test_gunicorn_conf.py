@@ -25,11 +25,18 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         GUNICORN_BIND="10.0.0.5:8000",
         GUNICORN_FORWARDED_ALLOW_IPS="10.0.0.1",
         GUNICORN_ACCESS_LOG="off",
+        GUNICORN_REUSE_PORT="1",
     )
     assert conf["workers"] == 3
+    assert conf["reuse_port"] is True
     assert conf["bind"] == "10.0.0.5:8000"
     assert conf["forwarded_allow_ips"] == "10.0.0.1"
     assert conf["accesslog"] is None
+
+
+def test_workers_share_one_socket_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GUNICORN_REUSE_PORT", raising=False)
+    assert runpy.run_path(str(CONF))["reuse_port"] is False
 
 
 def test_access_log_has_no_query_string_address_referrer_or_agent(
