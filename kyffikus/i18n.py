@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, NamedTuple
 
 from babel import Locale
+from babel.support import Translations
 from flask import Flask, current_app, g, has_app_context, has_request_context, request
-from flask_babel import get_locale, get_translations
+from flask_babel import get_babel, get_translations
 from flask_login import current_user
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
@@ -59,42 +61,78 @@ def select_timezone() -> str:
     return "Europe/Berlin"
 
 
+class _Language(NamedTuple):
+    """The request's language as the texts need it: Flask-Babel's Locale, its code, its catalogue."""
+
+    locale: Locale
+    code: str
+    translations: Any
+
+
+# The catalogues by Flask-Babel domain and language code: Flask-Babel keeps them for the process
+# too, but finds them again for every request through the locale, the domain and the context.
+_CATALOGUES: dict[tuple[Any, str], Any] = {}
+
+
+@lru_cache(maxsize=16)
+def _code(locale: Locale) -> str:
+    return str(locale)
+
+
+def _language() -> _Language | None:
+    """The request's language, worked out once per request (None outside an app context).
+
+    The first text of a request costs Flask-Babel about ten context lookups for the locale and as
+    many for the catalogue; here they are done once, and the result is kept beside Flask-Babel's
+    own state (g._flask_babel), keyed by its Locale object: force_locale() and refresh() swap that
+    object, so the kept language no longer fits and is worked out again.
+    """
+    try:
+        app_globals = g._get_current_object()  # type: ignore[attr-defined]
+    except RuntimeError:
+        return None  # no app context: the default language, Flask-Babel's null translations
+    state = app_globals.__dict__.get("_flask_babel")
+    if state is None:
+        state = app_globals._flask_babel = SimpleNamespace()  # as Flask-Babel makes it
+    known = getattr(state, "kyffikus_language", None)
+    locale = getattr(state, "babel_locale", None)
+    if known is not None and known.locale is locale:
+        return known  # type: ignore[no-any-return]
+    babel = get_babel()
+    if locale is None:
+        # Flask-Babel's get_locale(), without its context lookups: the selector's answer, kept
+        # on its state where get_locale() finds it.
+        chosen = babel.locale_selector() if babel.locale_selector is not None else None
+        locale = babel.instance.default_locale if chosen is None else Locale.parse(chosen)
+        state.babel_locale = locale
+    domain = state.__dict__.get("babel_domain")
+    if domain is None:
+        domain = state.babel_domain = babel.instance.domain_instance
+    code = _code(locale)
+    key = (domain, code)
+    translations = _CATALOGUES.get(key)
+    if translations is None or not isinstance(translations, Translations):
+        translations = get_translations()
+        if isinstance(translations, Translations):
+            _CATALOGUES[key] = translations
+    language = state.kyffikus_language = _Language(locale, code, translations)
+    return language
+
+
 def _translations() -> Any:
     """The request's translations, looked up once per request and locale (not once per string)."""
-    try:
-        state = g._flask_babel  # Flask-Babel's per-request state (locale, domain)
-        locale, translations = state.kyffikus_translations
-        if locale is state.babel_locale:
-            return translations
-    except AttributeError:
-        pass
-    except RuntimeError:  # no app context: Flask-Babel answers with its null translations
-        return get_translations()
-    translations = get_translations()
-    state = getattr(g, "_flask_babel", None)
-    locale = getattr(state, "babel_locale", None)
-    if locale is not None:
-        # Keyed by the locale object: force_locale() or refresh() swap it, and the key no longer fits.
-        state.kyffikus_translations = (locale, translations)
-    return translations
+    language = _language()
+    return get_translations() if language is None else language.translations
 
 
 def locale_code() -> str:
     """The request's language code ("de", "en"), worked out once per request (str of get_locale)."""
-    if not has_app_context():
-        return "de"
-    state = g.get("_flask_babel")
-    locale = getattr(state, "babel_locale", None)
-    cached = getattr(state, "kyffikus_locale_code", None)
-    if locale is not None and cached is not None and cached[0] is locale:
-        return str(cached[1])
-    locale = get_locale()
-    code = str(locale) if locale is not None else str(current_app.config["BABEL_DEFAULT_LOCALE"])
-    state = g.get("_flask_babel")
-    if state is not None and locale is not None:
-        # Keyed by the locale object: force_locale() or refresh() swap it, and the key no longer fits.
-        state.kyffikus_locale_code = (locale, code)
-    return code
+    language = _language()
+    if language is not None:
+        return language.code
+    if has_app_context():
+        return str(current_app.config["BABEL_DEFAULT_LOCALE"])
+    return "de"
 
 
 def gettext(string: str, **variables: Any) -> str:

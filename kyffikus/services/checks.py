@@ -16,13 +16,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from babel.dates import format_date as babel_format_date
-from babel.dates import format_datetime
+from babel.dates import format_time as babel_format_time
+from babel.dates import get_datetime_format
 from sqlalchemy import JSON, Date, Integer, Numeric, String, bindparam, column, select, text
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import TextualSelect
@@ -491,6 +492,37 @@ def _medium_date(day: date, locale: str) -> str:
     return babel_format_date(day, "medium", locale=locale)
 
 
+@lru_cache(maxsize=1024)
+def _short_day(day: date, locale: str) -> str:
+    return babel_format_date(day, "short", locale=locale)
+
+
+@lru_cache(maxsize=2048)
+def _short_clock(hour: int, minute: int, locale: str) -> str:
+    return babel_format_time(time(hour, minute), "short", locale=locale)
+
+
+@lru_cache(maxsize=16)
+def _short_pattern(locale: str) -> str:
+    return str(get_datetime_format("short", locale=locale)).replace("'", "")
+
+
+def format_short_moment(moment: datetime) -> str:
+    """Babel's format_datetime(moment, "short", tzinfo=BERLIN) in the current language.
+
+    Put together as Babel does it (the language's date-time pattern with its short date and
+    short time), from parts remembered per day and per minute: Babel reads its locale data on
+    every call, and a check result names the last redemption of every offer used this edition.
+    """
+    local = moment.astimezone(BERLIN)
+    code = locale_code()
+    return (
+        _short_pattern(code)
+        .replace("{0}", _short_clock(local.hour, local.minute, code))
+        .replace("{1}", _short_day(local.date(), code))
+    )
+
+
 def format_day(day: date) -> str:
     """A date as Flask-Babel's format_date(day, "medium") writes it in the current language."""
     return _medium_date(day, locale_code())
@@ -535,9 +567,7 @@ def used_message(allowance: OfferAllowance) -> str | None:
     if allowance.limit == "per_edition" and allowance.count and allowance.last_used_at:
         return _(
             "In dieser Ausgabe bereits eingelöst am %(date)s.",
-            date=format_datetime(
-                allowance.last_used_at, "short", tzinfo=BERLIN, locale=locale_code()
-            ),
+            date=format_short_moment(allowance.last_used_at),
         )
     if allowance.limit == "unlimited" and allowance.total:
         return _("Bisher %(count)d-mal eingelöst.", count=allowance.total)

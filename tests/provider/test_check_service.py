@@ -288,3 +288,27 @@ def test_ten_thousand_random_numbers_and_tokens_find_nothing(
             found += 1
     print(f"\nrandom guesses against 50 passes: 10000 numbers + 10000 tokens tried, found: {found}")
     assert found == 0
+
+
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_redemption_times_read_as_babel_writes_them(app: Any, language: str) -> None:
+    """The result's "redeemed on …" time, put together from remembered parts, is Babel's own."""
+    from datetime import UTC, datetime
+
+    from babel.dates import format_datetime
+
+    from kyffikus.models.base import BERLIN
+    from kyffikus.services.checks import format_short_moment
+
+    # Every 37 minutes around both daylight-saving changes of 2026, and the last second of a year.
+    moments = [
+        datetime(2026, 3, 28, 20, 0, tzinfo=UTC) + timedelta(minutes=37 * i) for i in range(60)
+    ] + [datetime(2026, 10, 24, 20, 0, tzinfo=UTC) + timedelta(minutes=37 * i) for i in range(60)]
+    moments += [
+        datetime(2026, 12, 31, 22, 59, 59, tzinfo=UTC),
+        datetime(2026, 6, 1, 10, 0, tzinfo=UTC),
+    ]
+    with app.test_request_context("/", headers={"Accept-Language": language}):
+        for moment in moments:
+            expected = format_datetime(moment, "short", tzinfo=BERLIN, locale=language)
+            assert format_short_moment(moment) == expected
