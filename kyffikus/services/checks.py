@@ -255,16 +255,10 @@ _ROW_COLUMNS = ", ".join(f"p.{name}" for name, _type in _ROW_RESULT)
 # non-undone redemptions per offer: all of them, the last one, and today's. The redemptions are
 # found through the unique index on (pass_id, offer_id, limit_key), the offers through
 # (provider_id, edition_id); the pass id comes from the same unique lookup as the outer row.
+# The redemptions are counted once (MATERIALIZED), not once per offer: joined as a subquery,
+# PostgreSQL's plan for a few offers scanned them again for each offer.
 _WITH_OFFERS = """
-SELECT {pass_columns},
-       o.id AS offer_id, o.title, o.discount_kind, o.discount_value, o.conditions,
-       o.min_age, o.max_age, o.redemption_limit,
-       c.total, c.last_at, c.today, c.today_at
-FROM pass AS p
-LEFT JOIN offer AS o
-  ON o.provider_id = :provider_id AND o.published
- AND o.edition_id IN (SELECT e.id FROM edition AS e WHERE e.valid_from <= :on AND e.valid_until >= :on)
-LEFT JOIN (
+WITH c AS MATERIALIZED (
     SELECT r.offer_id,
            count(*) AS total,
            max(r.redeemed_at) AS last_at,
@@ -274,7 +268,16 @@ LEFT JOIN (
     WHERE r.pass_id = (SELECT p2.id FROM pass AS p2 WHERE p2.{column} = :code)
       AND r.provider_id = :provider_id AND r.undone_at IS NULL
     GROUP BY r.offer_id
-) AS c ON c.offer_id = o.id
+)
+SELECT {pass_columns},
+       o.id AS offer_id, o.title, o.discount_kind, o.discount_value, o.conditions,
+       o.min_age, o.max_age, o.redemption_limit,
+       c.total, c.last_at, c.today, c.today_at
+FROM pass AS p
+LEFT JOIN offer AS o
+  ON o.provider_id = :provider_id AND o.published
+ AND o.edition_id IN (SELECT e.id FROM edition AS e WHERE e.valid_from <= :on AND e.valid_until >= :on)
+LEFT JOIN c ON c.offer_id = o.id
 WHERE p.{column} = :code
 """
 _ORDER = "ORDER BY o.title, o.id"

@@ -219,6 +219,37 @@ def test_bad_check_bodies(client: FlaskClient, api_token: str, data: bytes, stat
     assert set(response.get_json()["error"]) >= {"code", "message"}
 
 
+@pytest.mark.parametrize("padding", [0, 4096])
+def test_check_body_read_whatever_its_size(
+    client: FlaskClient, api_token: str, family_pass: Pass, padding: int
+) -> None:
+    """A small body is read straight from the input, a larger one through werkzeug: same answer."""
+    from kyffikus.api.checks import SMALL_BODY
+
+    data = b'{"code": "%s"' % family_pass.token.encode() + b" " * padding + b"}"
+    assert (len(data) > SMALL_BODY) == bool(padding)
+    response = client.post(
+        "/api/v1/checks",
+        data=data,
+        headers={**bearer(api_token), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "valid"
+
+
+@pytest.mark.parametrize("data", [b"\xff\xfe{", b'{"code": "\xc3"}'])
+def test_check_body_that_is_not_text_is_400(
+    client: FlaskClient, api_token: str, data: bytes
+) -> None:
+    response = client.post(
+        "/api/v1/checks",
+        data=data,
+        headers={**bearer(api_token), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "bad_request"
+
+
 def test_wrong_method_is_json(client: FlaskClient, api_token: str) -> None:
     response = client.get("/api/v1/checks", headers=bearer(api_token))
     assert response.status_code == 405
