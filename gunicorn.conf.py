@@ -42,8 +42,8 @@ max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "1000")
 # spreads new connections over them by their addresses. With the one shared socket, the worker that
 # wakes first takes a whole burst of new connections: a balancer opening its pool of kept-alive
 # connections, or a load generator starting, may land all of them in one worker while the others
-# idle (seen with bench/run.py: all 4 or all 16 of wrk's connections in one of 2 workers in a fifth
-# of the starts, halving the throughput). Off by default: when a worker exits (max_requests, a
+# idle (seen with wrk and 2 workers: all 4 connections in one worker in 3 of 11 starts, all 16 of
+# 16 in 1 of 5, halving the throughput). Off by default: when a worker exits (max_requests, a
 # reload), connections still waiting in its own queue are reset unless the kernel migrates them
 # (Linux 5.14 and later: sysctl net.ipv4.tcp_migrate_req=1).
 reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "0") == "1"

@@ -145,8 +145,8 @@ ROUNDS = 5
 
 # wrk's connections: enough that both workers (2 threads each) always have requests waiting,
 # whatever the waits on PostgreSQL and Redis, and that the kernel's spread of them over the two
-# workers is never lopsided enough to leave one short (with 16, one worker gets 3 or fewer in
-# 0.4 % of turns; with 4, all 4 land in one worker in an eighth of them).
+# workers is never lopsided enough to leave one short (spread at random, one worker would get 3
+# or fewer of 16 in 0.4 % of turns, but all of 4 in an eighth of them).
 CONNECTIONS = 16
 
 
