@@ -1257,12 +1257,13 @@ def latency_side_by_side(args: argparse.Namespace, storage: str) -> dict[str, Lo
             f"  POST /api/v1/checks at both scales side by side, one connection, {ROUNDS} turns each ..."
         )
         for turn in range(ROUNDS):
-            for scale, (driver, env_) in drivers.items():
+            # Each scale goes first in every other turn.
+            for scale, (driver, env_) in list(drivers.items())[:: -1 if turn % 2 else 1]:
                 loads[scale].append(
                     driver.run(
                         Load("check_latency", f"POST /api/v1/checks, 1 connection ({scale})"),
                         duration=args.duration / ROUNDS, connections=1, script="check_api.lua",
-                        env=env_, warmup=2.0 if turn == 0 else 1.0,
+                        env=env_, warmup=3.0 if turn == 0 else 1.0,
                     )
                 )  # fmt: skip
     return {scale: _median_turns(parts) for scale, parts in loads.items()}
