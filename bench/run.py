@@ -143,6 +143,11 @@ def parse_wrk(output: str) -> dict[str, float]:
 # Turns of each target and of the floor (alternating) within one measured duration.
 ROUNDS = 5
 
+# Turns of each scale in the side-by-side latency comparison (each as long as a turn above): a
+# one-connection p99 is the tenth-slowest of about a thousand requests, so one hiccup of the
+# machine moves a turn's figure; the median of ten turns holds still.
+LATENCY_TURNS = 10
+
 # wrk's connections: enough that both workers (2 threads each) always have requests waiting,
 # whatever the waits on PostgreSQL and Redis, and that the kernel's spread of them over the two
 # workers is never lopsided enough to leave one short (spread at random, one worker would get 3
@@ -1254,9 +1259,10 @@ def latency_side_by_side(args: argparse.Namespace, storage: str) -> dict[str, Lo
                 {"BENCH_CODES": str(codes), "BENCH_TOKEN": generate.BENCH_API_TOKEN},
             )
         log(
-            f"  POST /api/v1/checks at both scales side by side, one connection, {ROUNDS} turns each ..."
+            f"  POST /api/v1/checks at both scales side by side, one connection, {LATENCY_TURNS} "
+            "turns each ..."
         )
-        for turn in range(ROUNDS):
+        for turn in range(LATENCY_TURNS):
             # Each scale goes first in every other turn.
             for scale, (driver, env_) in list(drivers.items())[:: -1 if turn % 2 else 1]:
                 loads[scale].append(
@@ -1285,7 +1291,7 @@ def print_comparison(
         latency_d, latency_s = side_by_side["district"], side_by_side["state"]
         log(
             "The check's latency: both data sets served at once, taking turns "
-            f"({ROUNDS} turns each, one connection; p50 and p99 are the turns' medians)."
+            f"({LATENCY_TURNS} turns each, one connection; p50 and p99 are the turns' medians)."
         )
         log()
     log("| figure | district | state | state / district | goal |")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 02:10:34.189622
+Create Date: 2026-11-30 10:59:57.713417
 
 """
 from alembic import op
@@ -410,6 +410,7 @@ def upgrade():
     sa.UniqueConstraint('provider_id', 'idempotency_key', name=op.f('uq_redemption_provider_id_idempotency_key'))
     )
     with op.batch_alter_table('redemption', schema=None) as batch_op:
+        batch_op.create_index('ix_redemption_check', ['pass_id', 'provider_id'], unique=False, postgresql_include=['offer_id', 'redeemed_at', 'redeemed_on'], postgresql_where=sa.text('undone_at IS NULL'), sqlite_where=sa.text('undone_at IS NULL'))
         batch_op.create_index('ix_redemption_offer_at', ['offer_id', 'redeemed_at'], unique=False)
         batch_op.create_index('ix_redemption_provider_at', ['provider_id', 'redeemed_at'], unique=False)
         batch_op.create_index('ix_redemption_provider_on', ['provider_id', 'redeemed_on', 'offer_id'], unique=False, postgresql_include=['adults', 'children', 'undone_at'])
@@ -425,6 +426,7 @@ def downgrade():
         batch_op.drop_index('ix_redemption_provider_on', postgresql_include=['adults', 'children', 'undone_at'])
         batch_op.drop_index('ix_redemption_provider_at')
         batch_op.drop_index('ix_redemption_offer_at')
+        batch_op.drop_index('ix_redemption_check', postgresql_include=['offer_id', 'redeemed_at', 'redeemed_on'], postgresql_where=sa.text('undone_at IS NULL'), sqlite_where=sa.text('undone_at IS NULL'))
 
     op.drop_table('redemption')
     with op.batch_alter_table('pass_event', schema=None) as batch_op:
