@@ -192,6 +192,44 @@ def test_a_check_costs_one_round_trip_to_redis(monkeypatch: pytest.MonkeyPatch) 
     assert all(key.encode() in sent[0] for key, _item in plan)
 
 
+class _Trickle:
+    """A socket that hands out a reply a few bytes at a time, as a slow network may."""
+
+    def __init__(self, reply: bytes, size: int) -> None:
+        self.reply, self.size = reply, size
+
+    def recv(self, _limit: int) -> bytes:
+        part, self.reply = self.reply[: self.size], self.reply[self.size :]
+        return part
+
+
+@pytest.mark.parametrize("size", [1, 3, 1024])
+def test_the_budgets_answer_is_read_whole_however_it_arrives(size: int) -> None:
+    from types import SimpleNamespace
+
+    reply = b"*4\r\n:1\r\n:60\r\n:12\r\n:3600\r\n"
+    connection = SimpleNamespace(_sock=_Trickle(reply, size))
+    assert ratelimit._read_counts(connection) == [1, 60, 12, 3600]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"-NOSCRIPT No matching script. Please use EVAL.\r\n",
+        b"*2\r\n:1\r\n$2\r\nhi\r\n",
+        b"*4\r\n:1\r\n",  # and then the connection closes
+        b"",
+    ],
+)
+def test_any_other_answer_of_redis_is_left_to_the_client(reply: bytes) -> None:
+    from types import SimpleNamespace
+
+    from redis.exceptions import RedisError
+
+    with pytest.raises(RedisError):
+        ratelimit._read_counts(SimpleNamespace(_sock=_Trickle(reply, 1024)))
+
+
 @pytest.mark.skipif(not _redis_answers(), reason="needs Redis on 127.0.0.1:6379")
 def test_the_budget_script_is_loaded_again_after_a_redis_restart() -> None:
     storage = RedisStorage(REDIS_URL)
