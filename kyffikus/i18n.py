@@ -111,9 +111,9 @@ def _language() -> _Language | None:
     code = _code(locale)
     key = (domain, code)
     translations = _CATALOGUES.get(key)
-    if translations is None or not isinstance(translations, Translations):
+    if translations is None:
         translations = get_translations()
-        if isinstance(translations, Translations):
+        if isinstance(translations, Translations):  # not the null translations of no context
             _CATALOGUES[key] = translations
     language = state.kyffikus_language = _Language(locale, code, translations)
     return language

@@ -253,7 +253,7 @@ _ROW_RESULT: list[tuple[str, Any]] = [
 _ROW_COLUMNS = ", ".join(f"p.{name}" for name, _type in _ROW_RESULT)
 # This provider's published offers of the editions covering the day, with this pass's
 # non-undone redemptions per offer: all of them, the last one, and today's. The redemptions are
-# found through the unique index on (pass_id, offer_id, limit_key), the offers through
+# found through ix_redemption_check (pass_id, provider_id; live ones only), the offers through
 # (provider_id, edition_id); the pass id comes from the same unique lookup as the outer row.
 # The redemptions are counted once (MATERIALIZED), not once per offer: joined as a subquery,
 # PostgreSQL's plan for a few offers scanned them again for each offer.
