@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from babel import Locale
 from babel.support import Translations
-from flask import Flask, current_app, g, has_app_context, has_request_context, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import get_babel, get_translations
 from flask_login import current_user
 from werkzeug.datastructures import LanguageAccept
@@ -128,11 +128,7 @@ def _translations() -> Any:
 def locale_code() -> str:
     """The request's language code ("de", "en"), worked out once per request (str of get_locale)."""
     language = _language()
-    if language is not None:
-        return language.code
-    if has_app_context():
-        return str(current_app.config["BABEL_DEFAULT_LOCALE"])
-    return "de"
+    return language.code if language is not None else "de"  # None: no app context
 
 
 def gettext(string: str, **variables: Any) -> str:
